@@ -197,6 +197,21 @@ class Device:
 
         return msgspec.convert(raw, DeviceList)
 
+    async def reset_identity(self, password: str) -> None:
+        """Re-create the account identity from this device (when every old device is lost).
+
+        The server revokes the account's other devices; contacts see a new safety number and
+        hold their messages until they confirm it.
+        """
+        identity = IdentityKeyPair.generate()
+        current = await self.own_device_list()
+        await self.api.call("PUT", "/v1/identity", {"password": password, "identity_key": identity.public_b64})
+        self.identity = identity
+        self.directory = Directory(self.store, self.api, self.handle, identity.public_b64, self._notice)
+        self._save_state()
+        self.store.commit()
+        await self._publish_device_list([self._own_entry()], version=(current.version if current else 0) + 1)
+
     # -- devices ------------------------------------------------------------------------------
     async def devices(self) -> list[dict[str, Any]]:
         return await self.api.devices()
