@@ -1,0 +1,32 @@
+"""Logging setup: one file under the data dir plus stderr.
+
+What is logged: method, path, status, handles and device ids. Never bodies, ciphertext,
+tokens, passwords or keys: no code here logs request or response content, and uvicorn's
+access log (which would print query strings) is replaced by AccessLogMiddleware.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["setup_logging"]
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(log_path: Path, level: int = logging.INFO) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter(FORMAT)
+    file_handler = logging.FileHandler(log_path, encoding="utf-8")
+    stderr_handler = logging.StreamHandler(sys.stderr)
+    for h in (file_handler, stderr_handler):
+        h.setFormatter(formatter)
+    for name in ("veil", "uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers = [file_handler, stderr_handler]
+        logger.setLevel(level)
+        logger.propagate = False
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket routes: authenticate, parse, call a service, shape the answer."""

@@ -1,0 +1,189 @@
+"""WS /v1/stream: drain the mailbox on connect, then push live; Ack frames delete.
+
+Two tasks per connection: a reader (Ack, Ping, bad frames) and a writer woken by the hub.
+The writer re-reads the mailbox from the database on every wake and skips what it already
+sent on this connection, so an envelope whose transaction committed late (PostgreSQL ids are
+not commit-ordered) is still pushed. A client that stops acknowledging gets nothing more
+once MAX_UNACKED envelopes are outstanding: memory per connection stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from veil.protocol.errors import MalformedData
+from veil.protocol.wire import (
+    Ack,
+    Deliver,
+    Envelope,
+    KeysLow,
+    Ping,
+    QueueEmpty,
+    ServerFrame,
+    StreamError,
+    decode_client_frame,
+    encode_frame,
+)
+from veil.server.errors import Unauthorized
+from veil.server.hub import Hub, StreamSlot
+from veil.server.services.accounts import AccountService
+from veil.server.services.keys import KEYS_LOW, KeyService
+from veil.server.services.mailbox import MailboxService
+from veil.server.storage.base import DeviceRow, EnvelopeRow
+
+__all__ = ["CLOSE_UNAUTHORIZED", "stream_router"]
+
+log = logging.getLogger("veil.server.stream")
+
+CLOSE_UNAUTHORIZED = 4401
+PAGE = 100  # envelopes per Deliver frame at most
+MAX_FRAME_BODY = 512 * 1024  # and about this many body bytes, under clients' 1 MiB frame limit
+MAX_UNACKED = 1000
+
+
+def _bearer(ws: WebSocket) -> str | None:
+    value = ws.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _frames(rows: Sequence[EnvelopeRow]) -> list[Deliver]:
+    frames: list[Deliver] = []
+    batch: list[Envelope] = []
+    size = 0
+    for r in rows:
+        if batch and (len(batch) >= PAGE or size + len(r.body) > MAX_FRAME_BODY):
+            frames.append(Deliver(batch))
+            batch, size = [], 0
+        batch.append(Envelope(id=r.id, kind=r.kind, sender=r.sender, sender_device=r.sender_device,
+                              server_ts=r.server_ts, olm_type=r.olm_type, body=r.body,
+                              client_message_id=r.client_message_id))
+        size += len(r.body)
+    if batch:
+        frames.append(Deliver(batch))
+    return frames
+
+
+class _Connection:
+    def __init__(self, ws: WebSocket, device: DeviceRow, slot: StreamSlot, mailbox: MailboxService,
+                 keys: KeyService) -> None:
+        self.ws = ws
+        self.device = device
+        self.slot = slot
+        self.mailbox = mailbox
+        self.keys = keys
+        self.sent: set[int] = set()  # pushed on this connection, not acknowledged yet
+        self.capped = False  # the last drain stopped at MAX_UNACKED
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, frame: ServerFrame) -> None:
+        async with self._send_lock:
+            await self.ws.send_bytes(encode_frame(frame))
+
+    async def drain(self) -> None:
+        """Push every envelope in the mailbox not yet sent on this connection."""
+        seen: set[int] = set()
+        after = 0
+        while len(self.sent) < MAX_UNACKED:
+            rows = await self.mailbox.fetch_after(self.device.device_id, after, PAGE)
+            if not rows:
+                break
+            after = rows[-1].id
+            seen.update(r.id for r in rows)
+            fresh = [r for r in rows if r.id not in self.sent][:MAX_UNACKED - len(self.sent)]
+            for frame in _frames(fresh):
+                await self.send(frame)
+                self.sent.update(e.id for e in frame.envelopes)
+            if len(rows) < PAGE:
+                # A full scan: forget ids acknowledged some other way (REST ack, purge).
+                self.sent &= seen
+                break
+        self.capped = len(self.sent) >= MAX_UNACKED
+
+    async def writer(self) -> None:
+        self.slot.mail = False
+        await self.drain()
+        await self.send(QueueEmpty())
+        count = await self.keys.count(self.device)
+        if count.one_time_keys < KEYS_LOW:
+            await self.send(KeysLow(one_time_keys=count.one_time_keys))
+        while True:
+            await self.slot.wait()
+            if self.slot.close_code is not None:
+                await self.ws.close(code=self.slot.close_code, reason="device revoked")
+                return
+            if self.slot.keys_low is not None:
+                n, self.slot.keys_low = self.slot.keys_low, None
+                await self.send(KeysLow(one_time_keys=n))
+            if self.slot.mail:
+                self.slot.mail = False  # cleared before reading, so a wake during the read is kept
+                await self.drain()
+
+    async def reader(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                await self.send(StreamError("bad_frame", "frames are binary msgpack (veil.protocol.wire)"))
+                continue
+            try:
+                frame = decode_client_frame(data)
+            except MalformedData:
+                await self.send(StreamError("bad_frame", "the frame could not be decoded"))
+                continue
+            if isinstance(frame, Ack):
+                await self.mailbox.ack(self.device, frame.ids)
+                self.sent.difference_update(frame.ids)
+                if self.capped and len(self.sent) < MAX_UNACKED:
+                    # Room again for envelopes held back while the client was behind.
+                    self.capped = False
+                    self.slot.mail = True
+                    self.slot.wake()
+            elif isinstance(frame, Ping):
+                pass
+
+
+def stream_router(accounts: AccountService, mailbox: MailboxService, keys: KeyService, hub: Hub) -> APIRouter:
+    r = APIRouter()
+
+    @r.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        try:
+            device = await accounts.authenticate(_bearer(ws))
+        except Unauthorized as exc:
+            # Accept first so the client sees the close code rather than a bare HTTP 403.
+            await ws.accept()
+            await ws.close(code=CLOSE_UNAUTHORIZED, reason=exc.message[:120])
+            return
+        await ws.accept()
+        slot = hub.register(device.device_id)
+        conn = _Connection(ws, device, slot, mailbox, keys)
+        tasks = [asyncio.create_task(conn.reader()), asyncio.create_task(conn.writer())]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for t in done:
+                err = t.exception()
+                if err is not None and not isinstance(err, (WebSocketDisconnect, RuntimeError, OSError)):
+                    log.error("stream of %s failed: %s", device.device_id, type(err).__name__)
+        finally:
+            for t in tasks:
+                t.cancel()
+            hub.unregister(slot)
+            if ws.client_state == WebSocketState.CONNECTED:
+                try:
+                    await ws.close()
+                except (RuntimeError, OSError):
+                    pass
+        log.info("stream of %s closed", device.device_id)
+
+    return r

@@ -1,0 +1,86 @@
+"""Per-device mailboxes of secret-thread envelopes: send (with the device check), fetch, ack, purge."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from veil.protocol.wire import KIND_SECRET
+from veil.server.clock import Clock
+from veil.server.errors import BadRequest, Conflict, NotFound
+from veil.server.hub import Hub
+from veil.server.storage.base import BatchResult, DeviceRow, EnvelopeRow, NewEnvelope, Store
+
+__all__ = ["MailboxService", "OutgoingEnvelope"]
+
+log = logging.getLogger("veil.server.mailbox")
+
+Target = tuple[str, str]  # (handle, device_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEnvelope:
+    handle: str
+    device_id: str
+    olm_type: int
+    body: bytes
+
+
+def _targets_json(targets: set[Target]) -> list[dict[str, str]]:
+    return [{"handle": h, "device_id": d} for h, d in sorted(targets)]
+
+
+class MailboxService:
+    def __init__(self, store: Store, clock: Clock, hub: Hub, *, envelope_max_age_ms: int) -> None:
+        self._store = store
+        self._clock = clock
+        self._hub = hub
+        self._max_age_ms = envelope_max_age_ms
+
+    async def send(self, sender: DeviceRow, client_message_id: str, recipient: str,
+                   envelopes: Sequence[OutgoingEnvelope], skipped: Sequence[Target]) -> BatchResult:
+        # A retry answers as the first call did, even if the device lists changed since.
+        earlier = await self._store.get_batch(sender.device_id, client_message_id)
+        if earlier is not None:
+            return earlier
+        if await self._store.get_account(recipient) is None:
+            raise NotFound(f"no user {recipient!r}", "unknown_user")
+        given = [(e.handle, e.device_id) for e in envelopes]
+        if len(set(given)) != len(given):
+            raise BadRequest("envelopes names a device twice", "duplicate_device")
+        active = await self._store.devices_of(sorted({recipient, sender.handle}), active_only=True)
+        expected = {(d.handle, d.device_id) for d in active if d.device_id != sender.device_id}
+        expected -= set(skipped)
+        missing, stale = expected - set(given), set(given) - expected
+        if missing or stale:
+            raise Conflict("the envelopes do not match the current device lists; refresh and retry",
+                           "device_mismatch",
+                           extra={"missing": _targets_json(missing), "stale": _targets_json(stale)})
+        now = self._clock.now_ms()
+        rows = [NewEnvelope(device_id=e.device_id, kind=KIND_SECRET, sender=sender.handle,
+                            sender_device=sender.device_id, server_ts=now, olm_type=e.olm_type, body=e.body,
+                            client_message_id=client_message_id) for e in envelopes]
+        result = await self._store.store_batch(sender.device_id, client_message_id, now, rows)
+        if result.created:
+            self._hub.notify(e.device_id for e in envelopes)  # after commit, never before
+            log.info("batch from %s/%s to %s: %d envelopes", sender.handle, sender.device_id, recipient,
+                     len(rows))
+        return result
+
+    async def fetch(self, device: DeviceRow, limit: int) -> tuple[list[EnvelopeRow], bool]:
+        rows = await self._store.fetch_envelopes(device.device_id, limit=limit + 1)
+        return rows[:limit], len(rows) > limit
+
+    async def fetch_after(self, device_id: str, after_id: int, limit: int) -> list[EnvelopeRow]:
+        return await self._store.fetch_envelopes(device_id, after_id=after_id, limit=limit)
+
+    async def ack(self, device: DeviceRow, ids: Sequence[int]) -> int:
+        return await self._store.delete_envelopes(device.device_id, ids)
+
+    async def purge(self) -> int:
+        now = self._clock.now_ms()
+        n = await self._store.purge(envelopes_before=now - self._max_age_ms, links_before=now)
+        if n:
+            log.info("purged %d envelopes older than %d s", n, self._max_age_ms // 1000)
+        return n

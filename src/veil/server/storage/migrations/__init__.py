@@ -1,0 +1,1 @@
+"""Alembic environment for the server schema; run in code by `veil.server.storage.migrate`."""
