@@ -12,7 +12,7 @@ from veil.server.run import serve
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p = argparse.ArgumentParser(prog="python -m veil.server", description="Run the Veil server.")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8470)
+    p.add_argument("--port", type=int, default=8800)
     p.add_argument("--data-dir", type=Path, default=Path("veil-data"))
     p.add_argument("--db", default=None, help="sqlite:///path or postgresql://user@host/db "
                                               "(default: SQLite in the data dir)")

@@ -38,7 +38,7 @@ def redact_db_url(url: str) -> str:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = 8470
+    port: int = 8800
     data_dir: Path = field(default_factory=lambda: Path("veil-data"))
     db_url: str | None = None
     envelope_max_age: int = 30 * DAY_S  # seconds an unacknowledged envelope is kept
