@@ -15,14 +15,30 @@ __all__ = ["AccessLogMiddleware", "BodyLimitMiddleware"]
 access_log = logging.getLogger("veil.server.access")
 
 
-async def _send_413(send: Send, limit: int) -> None:
+async def _send_413(send: Send, limit: int, *, close: bool) -> None:
     body = json.dumps({"error": {"code": "too_large",
                                  "message": f"the request body is larger than {limit} bytes"}}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _discard(receive: Receive, budget: int) -> bool:
+    """Read and drop the rest of a refused body; True if it ended within `budget` bytes.
+
+    A client still uploading when the server answers and closes gets a connection reset
+    instead of the 413, so moderately oversized bodies are drained before answering.
+    """
+    while budget >= 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return budget >= 0
+    return False
 
 
 class BodyLimitMiddleware:
@@ -35,6 +51,11 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
         self.max_body = max_body
+        self.drain_limit = max(16 * 1024 * 1024, 4 * max_body)
+
+    async def _refuse(self, receive: Receive, send: Send, remaining: int) -> None:
+        drained = remaining <= self.drain_limit and await _discard(receive, self.drain_limit)
+        await _send_413(send, self.max_body, close=not drained)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,7 +68,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_body:
-                    await _send_413(send, self.max_body)
+                    await self._refuse(receive, send, declared)
                     return
         chunks: list[bytes] = []
         size = 0
@@ -59,7 +80,10 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await _send_413(send, self.max_body)
+                if message.get("more_body", False):
+                    await self._refuse(receive, send, 0)
+                else:
+                    await _send_413(send, self.max_body, close=False)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
