@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from pathlib import Path
+from typing import Any
 
 __all__ = ["setup_logging"]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _NoDetailFormatter(logging.Formatter):
+    """Tracebacks keep their frames but drop the exception's text, which may quote data."""
+
+    def formatException(self, ei: Any) -> str:
+        etype, _, tb = ei
+        frames = "".join(traceback.format_tb(tb)[-8:])
+        name = etype.__name__ if etype is not None else "Exception"
+        return f"Traceback (most recent call last):\n{frames}{name} (detail withheld)"
+
+
 def setup_logging(log_path: Path, level: int = logging.INFO) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter(FORMAT)
+    formatter = _NoDetailFormatter(FORMAT)
     file_handler = logging.FileHandler(log_path, encoding="utf-8")
     stderr_handler = logging.StreamHandler(sys.stderr)
     for h in (file_handler, stderr_handler):
