@@ -199,3 +199,23 @@ async def test_revoked_device_stream_is_closed(live: Live) -> None:
         with pytest.raises(ConnectionClosed) as info:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
         assert info.value.rcvd is not None and info.value.rcvd.code == 4401
+
+
+async def test_backlog_beyond_the_unacked_limit_waits_for_acks(live: Live,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from veil.server.routes import stream
+
+    monkeypatch.setattr(stream, "MAX_UNACKED", 5)
+    alice, bob = await live.person("alice"), await live.person("bob")
+    await live.upload_keys(bob, 10)
+    for i in range(12):
+        await live.send(alice, bob, f"m{i}")
+    async with live.stream(bob.headers) as ws:
+        got: list[str] = []
+        for expected in (5, 5, 2):
+            f = await frame(ws)
+            assert isinstance(f, Deliver) and len(f.envelopes) == expected
+            got += [e.client_message_id for e in f.envelopes]
+            await ws.send(encode_frame(Ack(ids=[e.id for e in f.envelopes])))
+        assert isinstance(await frame(ws), QueueEmpty)  # only after the whole backlog went out
+        assert got == [f"m{i}" for i in range(12)]

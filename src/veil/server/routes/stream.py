@@ -106,23 +106,26 @@ class _Connection:
         self.capped = len(self.sent) >= MAX_UNACKED
 
     async def writer(self) -> None:
-        self.slot.mail = False
-        await self.drain()
-        await self.send(QueueEmpty())
-        count = await self.keys.count(self.device)
-        if count.one_time_keys < KEYS_LOW:
-            await self.send(KeysLow(one_time_keys=count.one_time_keys))
+        """Drain, then QueueEmpty (only once the whole backlog is out), then live until closed."""
+        announced = False
         while True:
-            await self.slot.wait()
             if self.slot.close_code is not None:
                 await self.ws.close(code=self.slot.close_code, reason="device revoked")
                 return
-            if self.slot.keys_low is not None:
-                n, self.slot.keys_low = self.slot.keys_low, None
-                await self.send(KeysLow(one_time_keys=n))
-            if self.slot.mail:
+            if self.slot.mail:  # true at connect
                 self.slot.mail = False  # cleared before reading, so a wake during the read is kept
                 await self.drain()
+            if not announced and not self.capped:
+                announced = True
+                await self.send(QueueEmpty())
+                self.slot.keys_low = None  # superseded by the count read now
+                count = await self.keys.count(self.device)
+                if count.one_time_keys < KEYS_LOW:
+                    await self.send(KeysLow(one_time_keys=count.one_time_keys))
+            if announced and self.slot.keys_low is not None:
+                n, self.slot.keys_low = self.slot.keys_low, None
+                await self.send(KeysLow(one_time_keys=n))
+            await self.slot.wait()
 
     async def reader(self) -> None:
         while True:
