@@ -12,7 +12,7 @@ __all__ = ["DeviceEntry", "DeviceList", "sign_device_list", "verify_device_list"
 MAX_DEVICES = 16
 
 
-class DeviceEntry(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class DeviceEntry(msgspec.Struct, frozen=True, kw_only=True):
     device_id: str
     curve25519: str
     ed25519: str
