@@ -5,24 +5,27 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import ServerProcess
 from tests.integration.people import drain, notices, register, texts
+from veil.client.device import Device
 from veil.client.errors import ServerRejected
 from veil.protocol.encoding import b64encode
 from veil.protocol.payload import SecretPayload, encode_payload
 
 
-async def _raw_secret(alice_device, to: str, text: str, *, tamper: bool = False) -> dict[str, object]:  # type: ignore[no-untyped-def]
+async def _raw_secret(alice_device: Device, to: str, text: str, *, tamper: bool = False) -> dict[str, Any]:
     """Encrypt like the device does, optionally flipping one ciphertext byte, and post it."""
     peer = await alice_device.directory.get(to)
     entry = peer.devices[0]
     await alice_device.sessions.ensure(alice_device.api, [(to, entry)])
     payload = SecretPayload(message_id=uuid.uuid4().hex, sender=alice_device.handle,
-                            sender_device=alice_device.device_id, to=to, sent_at=alice_device.clock(), body=text)
+                            sender_device=alice_device.device_id, to=to, sent_at=alice_device.clock(),
+                            body=text)
     olm_type, body = alice_device.sessions.encrypt(entry.curve25519, encode_payload(payload))
     if tamper:
         body = body[:-5] + bytes([body[-5] ^ 0x01]) + body[-4:]
@@ -90,8 +93,8 @@ async def test_malformed_and_oversized_requests(server: ServerProcess, tmp_path:
                 ("PUT", "/v1/keys", b'{"one_time_keys": "nope"}'),
                 ("POST", "/v1/messages", b"x" * (2 * 1024 * 1024)),
                 ("GET", "/v1/users/nobody_here", b""),
-                ("POST", "/v1/keys/claim", b'{"devices": [' + b",".join([b'{"handle":"a","device_id":"b"}'] * 500)
-                 + b"]}"),
+                ("POST", "/v1/keys/claim",
+                 b'{"devices": [' + b",".join([b'{"handle":"a","device_id":"b"}'] * 500) + b"]}"),
             ]
             for method, path, body in cases:
                 r = await http.request(method, path, content=body, headers=headers)

@@ -21,7 +21,7 @@ async def test_wrong_and_unknown_codes_fail_clearly(server: ServerProcess, tmp_p
         good = LinkCode.parse(offer.code)
         wrong = str(LinkCode(link_id=good.link_id, secret=bytes(10)))
         waiting = asyncio.create_task(offer.complete(poll=0.05))
-        with pytest.raises(LinkFailed, match="wrong|cancelled"):
+        with pytest.raises(LinkFailed, match=r"wrong|cancelled"):
             await link_new_device(tmp_path / "alice-wrong", server.url, "alice", PASSWORD, PASSPHRASE, wrong,
                                   poll=0.05, timeout=20)
         with pytest.raises(LinkFailed, match="wrong code"):

@@ -19,8 +19,8 @@ def _server_adds_device(db: Path, handle: str) -> str:
     conn = sqlite3.connect(db)
     try:
         conn.execute(
-            "INSERT INTO devices (device_id, handle, name, curve25519, ed25519, token_hash, state, created_at,"
-            " last_seen) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+            "INSERT INTO devices (device_id, handle, name, curve25519, ed25519, token_hash, state,"
+            " created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)",
             (device_id, handle, "rogue", rogue.curve25519, rogue.ed25519, "0" * 64, now, now),
         )
         conn.commit()
@@ -32,7 +32,8 @@ def _server_adds_device(db: Path, handle: str) -> str:
 def _envelopes_for(db: Path, device_id: str) -> int:
     conn = sqlite3.connect(db)
     try:
-        return int(conn.execute("SELECT count(*) FROM envelopes WHERE device_id = ?", (device_id,)).fetchone()[0])
+        row = conn.execute("SELECT count(*) FROM envelopes WHERE device_id = ?", (device_id,)).fetchone()
+        return int(row[0])
     finally:
         conn.close()
 

@@ -10,7 +10,7 @@ from veil.protocol.olm import NORMAL, PRE_KEY, OlmAccount, OlmSession
 
 def test_olm_session_both_ways_and_failures_are_uniform() -> None:
     alice, bob = OlmAccount(), OlmAccount()
-    kid, otk = next(iter(bob.generate_one_time_keys(1).items()))
+    _kid, otk = next(iter(bob.generate_one_time_keys(1).items()))
     bob.mark_keys_as_published()
     out = alice.outbound_session(bob.curve25519, otk)
     t, body = out.encrypt(b"hello")

@@ -205,7 +205,8 @@ class Device:
         """
         identity = IdentityKeyPair.generate()
         current = await self.own_device_list()
-        await self.api.call("PUT", "/v1/identity", {"password": password, "identity_key": identity.public_b64})
+        await self.api.call("PUT", "/v1/identity",
+                            {"password": password, "identity_key": identity.public_b64})
         self.identity = identity
         self.directory = Directory(self.store, self.api, self.handle, identity.public_b64, self._notice)
         self._save_state()
