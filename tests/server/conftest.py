@@ -65,6 +65,18 @@ async def empty_tables(store: SqlStore) -> None:
 
 
 @pytest.fixture
+async def fresh_db(db_url: str) -> str:
+    """`db_url`, migrated and emptied before any app starts on it (its purge task would race TRUNCATE)."""
+    s = SqlStore(db_url)
+    try:
+        await s.migrate()
+        await empty_tables(s)
+    finally:
+        await s.close()
+    return db_url
+
+
+@pytest.fixture
 async def store(db_url: str) -> AsyncIterator[SqlStore]:
     s = SqlStore(db_url)
     await s.migrate()

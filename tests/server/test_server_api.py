@@ -17,12 +17,9 @@ from veil.protocol.wire import KIND_REGULAR, KIND_SECRET
 
 
 @pytest.fixture
-async def api(tmp_path: Path, db_url: str) -> AsyncIterator[Api]:
-    from tests.server.conftest import empty_tables
-
+async def api(tmp_path: Path, fresh_db: str) -> AsyncIterator[Api]:
     clock = FakeClock()
-    async with running_app(make_config(tmp_path, db_url), clock) as client:
-        await empty_tables(client._transport.app.state.store)  # type: ignore[attr-defined]
+    async with running_app(make_config(tmp_path, fresh_db), clock) as client:
         yield Api(client, clock)
 
 

@@ -53,13 +53,10 @@ async def test_unexpected_errors_say_nothing(tmp_path: Path) -> None:
     assert r.json() == {"error": {"code": "internal", "message": "the server failed; try again later"}}
 
 
-async def test_old_envelopes_are_purged(tmp_path: Path, db_url: str) -> None:
-    from tests.server.conftest import empty_tables
-
+async def test_old_envelopes_are_purged(tmp_path: Path, fresh_db: str) -> None:
     clock = FakeClock()
-    async with running_app(make_config(tmp_path, db_url, envelope_max_age=60), clock) as client:
+    async with running_app(make_config(tmp_path, fresh_db, envelope_max_age=60), clock) as client:
         app = client._transport.app  # type: ignore[attr-defined]
-        await empty_tables(app.state.store)
         api = Api(client, clock)
         alice, bob = await api.person("alice"), await api.person("bob")
         for cmid in ("old", "new"):

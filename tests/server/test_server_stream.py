@@ -13,7 +13,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.server.api_fixtures import make_config
-from tests.server.conftest import empty_tables
 from tests.server.server_helpers import DeviceKeys, FakeClock, signed_list_json
 from veil.protocol.encoding import b64encode
 from veil.protocol.keys import IdentityKeyPair
@@ -83,8 +82,8 @@ class Live:
 
 
 @pytest.fixture
-async def live(tmp_path: Path, db_url: str) -> AsyncIterator[Live]:
-    app = build_app(make_config(tmp_path, db_url), clock=FakeClock())
+async def live(tmp_path: Path, fresh_db: str) -> AsyncIterator[Live]:
+    app = build_app(make_config(tmp_path, fresh_db), clock=FakeClock())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False,
                                            ws="websockets-sansio", lifespan="on"))
     task = asyncio.create_task(server.serve())
@@ -92,7 +91,6 @@ async def live(tmp_path: Path, db_url: str) -> AsyncIterator[Live]:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    await empty_tables(app.state.store)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as http:
