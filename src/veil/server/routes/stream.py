@@ -10,6 +10,7 @@ once MAX_UNACKED envelopes are outstanding: memory per connection stays bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -44,6 +45,8 @@ CLOSE_UNAUTHORIZED = 4401
 PAGE = 100  # envelopes per Deliver frame at most
 MAX_FRAME_BODY = 512 * 1024  # and about this many body bytes, under clients' 1 MiB frame limit
 MAX_UNACKED = 1000
+READER_GRACE = 10.0  # seconds the reader may take to see the disconnect after the writer stops
+_GONE = (WebSocketDisconnect, RuntimeError, OSError)  # the peer went away mid-send or mid-read
 
 
 def _bearer(ws: WebSocket) -> str | None:
@@ -168,25 +171,29 @@ def stream_router(accounts: AccountService, mailbox: MailboxService, keys: KeySe
         await ws.accept()
         slot = hub.register(device.device_id)
         conn = _Connection(ws, device, slot, mailbox, keys)
-        tasks = [asyncio.create_task(conn.reader()), asyncio.create_task(conn.writer())]
+        reader = asyncio.create_task(conn.reader())
+        writer = asyncio.create_task(conn.writer())
         try:
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            for t in done:
-                err = t.exception()
-                if err is not None and not isinstance(err, (WebSocketDisconnect, RuntimeError, OSError)):
+            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if writer.done() and not reader.done():
+                # Keep reading until the disconnect: an Ack the device sent just before closing
+                # must still be applied, or it would be delivered again.
+                err = writer.exception()
+                if err is not None and not isinstance(err, _GONE):
                     log.error("stream of %s failed: %s", device.device_id, type(err).__name__)
+                    with contextlib.suppress(*_GONE):
+                        await ws.close(code=1011)
+                await asyncio.wait({reader}, timeout=READER_GRACE)
+            elif reader.done() and (err := reader.exception()) is not None and not isinstance(err, _GONE):
+                log.error("stream of %s failed: %s", device.device_id, type(err).__name__)
         finally:
-            for t in tasks:
+            for t in (reader, writer):
                 t.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
             hub.unregister(slot)
             if ws.client_state == WebSocketState.CONNECTED:
-                try:
+                with contextlib.suppress(*_GONE):
                     await ws.close()
-                except (RuntimeError, OSError):
-                    pass
         log.info("stream of %s closed", device.device_id)
 
     return r
