@@ -25,6 +25,8 @@ from veil.protocol.errors import DecryptionFailed, MalformedData, SignatureInval
 __all__ = [
     "IdentityKeyPair",
     "X25519KeyPair",
+    "aesgcm_decrypt",
+    "aesgcm_encrypt",
     "derive_passphrase_key",
     "hkdf",
     "hmac_sha256",
@@ -118,6 +120,27 @@ def open_sealed(key: bytes, sealed: bytes, *, aad: bytes = b"") -> bytes:
         raise DecryptionFailed("ciphertext too short")
     try:
         return AESGCM(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
+    except (InvalidTag, ValueError) as exc:
+        raise DecryptionFailed("could not decrypt") from exc
+
+
+def aesgcm_encrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM with a caller-chosen 12-byte nonce: ciphertext ‖ 16-byte tag.
+
+    For constructions that derive nonces themselves (attachment STREAM chunks); the caller must
+    never reuse a (key, nonce) pair. Anything else should use `seal`.
+    """
+    if len(key) != 32 or len(nonce) != _NONCE:
+        raise ValueError("AES-256-GCM needs a 32-byte key and a 12-byte nonce")
+    return AESGCM(key).encrypt(nonce, data, aad)
+
+
+def aesgcm_decrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes) -> bytes:
+    """Open what `aesgcm_encrypt` made; any failure is DecryptionFailed."""
+    if len(key) != 32 or len(nonce) != _NONCE or len(data) < 16:
+        raise DecryptionFailed("could not decrypt")
+    try:
+        return AESGCM(key).decrypt(nonce, data, aad)
     except (InvalidTag, ValueError) as exc:
         raise DecryptionFailed("could not decrypt") from exc
 
