@@ -12,6 +12,8 @@ from veil.protocol.errors import MalformedData
 
 __all__ = [
     "KINDS",
+    "REGULAR_KINDS",
+    "Attachment",
     "RegularMessage",
     "SecretPayload",
     "decode_payload",
@@ -20,8 +22,25 @@ __all__ = [
     "encode_regular",
 ]
 
-KINDS = frozenset({"text", "timer", "unsend", "read", "typing", "screenshot", "image", "video", "sticker"})
+KINDS = frozenset({"text", "timer", "unsend", "read", "typing", "screenshot", "image", "video", "sticker",
+                   "sas"})
+REGULAR_KINDS = frozenset({"text", "image", "video", "sticker", "read", "typing", "unsend"})
 MAX_BODY = 64 * 1024
+
+
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    """A photo or video: where the blob is and, in secret threads, how to open and check it."""
+
+    blob_id: str
+    mime: str
+    size: int  # plaintext bytes
+    width: int = 0
+    height: int = 0
+    duration_ms: int = 0
+    name: str = ""
+    key: bytes = b""  # secret threads: the attachment key (32 bytes)
+    digest: bytes = b""  # secret threads: SHA-256 of the ciphertext blob
+    thumbnail: bytes = b""  # small JPEG (inside the encrypted payload in secret threads)
 
 
 class SecretPayload(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,6 +55,8 @@ class SecretPayload(msgspec.Struct, frozen=True, kw_only=True):
     timer: int = 0  # seconds; 0 = off
     ref: str = ""  # message id this refers to (unsend, read)
     franking_key: bytes = b""
+    attachment: Attachment | None = None
+    sticker: str = ""  # "pack/sticker_id"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -54,6 +75,10 @@ class RegularMessage(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     ts: int
     client_message_id: str = ""
+    kind: str = "text"
+    attachment: Attachment | None = None
+    sticker: str = ""
+    ref: str = ""
 
 
 _enc = msgspec.msgpack.Encoder()

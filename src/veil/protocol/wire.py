@@ -44,6 +44,8 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     olm_type: int
     body: bytes
     client_message_id: str = ""
+    commitment: bytes = b""  # franking commitment from the sender (secret envelopes)
+    franking_tag: bytes = b""  # the server's tag over commitment, sender, recipient, time
 
 
 class Deliver(msgspec.Struct, frozen=True, tag="deliver", array_like=True):
