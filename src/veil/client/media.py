@@ -98,7 +98,7 @@ def _open_image(fh: BinaryIO, mime: str) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             return Image.open(fh, formats=[_IMAGE_FORMATS[mime]])
-        except (Exception, Image.DecompressionBombWarning) as exc:
+        except Exception as exc:  # includes the bomb warning, raised as an error above
             raise UnsupportedMedia(f"damaged or oversized {mime} image") from exc
 
 
