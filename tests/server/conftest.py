@@ -21,7 +21,8 @@ from veil.server.storage.sql import SqlStore
 
 PG_ADMIN_URL = os.environ.get("VEIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TABLES = ("links", "regular_messages", "sent_batches", "envelopes", "fallback_keys", "one_time_keys",
+TABLES = ("reports", "blocks", "blob_downloads", "blobs", "envelope_log", "server_secrets", "links",
+          "regular_messages", "sent_batches", "envelopes", "fallback_keys", "one_time_keys",
           "device_lists", "devices", "accounts")
 
 

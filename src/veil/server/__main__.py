@@ -1,4 +1,5 @@
-"""`python -m veil.server --port N --data-dir D [--db URL] [--envelope-max-age S]`."""
+"""`python -m veil.server --port N --data-dir D [--db URL] [--envelope-max-age S] [--max-blob-size B]
+[--word-list FILE]`."""
 
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--login-failures", type=int, default=5, help="failed logins per minute per "
                                                                  "handle and per address")
     p.add_argument("--log-file", type=Path, default=None)
+    p.add_argument("--max-blob-size", type=int, default=100 * 1024 * 1024, metavar="BYTES",
+                   help="largest attachment blob accepted (default 100 MiB)")
+    p.add_argument("--word-list", type=Path, default=None, metavar="FILE",
+                   help="flag regular messages containing any of these words (one per line)")
     a = p.parse_args(argv)
+    if a.word_list is not None and not a.word_list.is_file():
+        p.error(f"--word-list: no such file: {a.word_list}")
     if a.db:
         try:
             normalise_db_url(a.db)
@@ -31,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                         envelope_max_age=a.envelope_max_age, max_body=a.max_body,
                         login_failures_per_handle=a.login_failures,
                         login_failures_per_address=a.login_failures,
-                        log_file=a.log_file)
+                        log_file=a.log_file, max_blob_size=a.max_blob_size, word_list=a.word_list)
 
 
 def main(argv: list[str] | None = None) -> None:

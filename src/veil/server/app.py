@@ -17,19 +17,27 @@ from veil.server.errors import install_error_handlers
 from veil.server.hub import Hub
 from veil.server.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from veil.server.routes.accounts import accounts_router
+from veil.server.routes.blobs import blobs_router
+from veil.server.routes.blocks import blocks_router
 from veil.server.routes.deps import make_auth
 from veil.server.routes.health import health_router
 from veil.server.routes.keys import keys_router
 from veil.server.routes.links import links_router
 from veil.server.routes.messages import messages_router
+from veil.server.routes.reports import reports_router
 from veil.server.routes.stream import stream_router
 from veil.server.routes.threads import threads_router
 from veil.server.services.accounts import AccountService
+from veil.server.services.blobs import BlobService
+from veil.server.services.blocks import BlockService
+from veil.server.services.franking import Franker
 from veil.server.services.keys import KeyService
 from veil.server.services.links import LinkService
 from veil.server.services.mailbox import MailboxService
 from veil.server.services.ratelimit import LoginLimiter
+from veil.server.services.reports import ReportService
 from veil.server.services.threads import ThreadService
+from veil.server.services.wordlist import WordList
 from veil.server.storage.base import Store
 from veil.server.storage.sql import SqlStore
 
@@ -38,10 +46,11 @@ __all__ = ["build_app"]
 log = logging.getLogger("veil.server")
 
 
-async def _purge_forever(mailbox: MailboxService, interval: float) -> None:
+async def _purge_forever(mailbox: MailboxService, blobs: BlobService, interval: float) -> None:
     while True:
         try:
             await mailbox.purge()
+            await blobs.purge()
         except (OperationalError, InterfaceError, OSError) as exc:
             log.warning("purge failed (%s); will retry", type(exc).__name__)
         await asyncio.sleep(interval)
@@ -58,14 +67,19 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     hasher = PasswordHasher(time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_kib)
     accounts = AccountService(store, clock, hub, limiter, hasher)
     keys = KeyService(store, hub)
-    mailbox = MailboxService(store, clock, hub, envelope_max_age_ms=config.envelope_max_age * 1000)
-    threads = ThreadService(store, clock, hub)
+    franker = Franker(store)
+    mailbox = MailboxService(store, clock, hub, franker, envelope_max_age_ms=config.envelope_max_age * 1000)
+    words = WordList.load(config.word_list) if config.word_list is not None else None
+    threads = ThreadService(store, clock, hub, words)
     links = LinkService(store, clock)
+    blobs = BlobService(store, clock, config.blob_dir, max_size=config.max_blob_size)
+    blocks = BlockService(store, clock)
+    reports = ReportService(store, clock, franker, blobs)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.migrate()
-        purger = asyncio.create_task(_purge_forever(mailbox, config.purge_interval))
+        purger = asyncio.create_task(_purge_forever(mailbox, blobs, config.purge_interval))
         try:
             yield
         finally:
@@ -80,6 +94,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     app.state.store = store
     app.state.hub = hub
     app.state.mailbox = mailbox
+    app.state.blobs = blobs
     install_error_handlers(app)
 
     auth = make_auth(accounts)
@@ -89,8 +104,12 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     app.include_router(messages_router(mailbox, auth))
     app.include_router(threads_router(threads, auth))
     app.include_router(links_router(links, auth))
+    app.include_router(blobs_router(blobs, auth))
+    app.include_router(blocks_router(blocks, auth))
+    app.include_router(reports_router(reports, auth))
     app.include_router(stream_router(accounts, mailbox, keys, hub))
-    # Added last = outermost: the size limit runs before anything reads the body.
-    app.add_middleware(BodyLimitMiddleware, max_body=config.max_body)
+    # Added last = outermost: the size limit runs before anything reads the body. Blob uploads
+    # stream to disk under their own limit (--max-blob-size), so they are exempt.
+    app.add_middleware(BodyLimitMiddleware, max_body=config.max_body, exempt=("/v1/blobs",))
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -8,6 +8,7 @@ from pathlib import Path
 __all__ = ["ServerConfig", "normalise_db_url", "redact_db_url"]
 
 DAY_S = 24 * 3600
+MIB = 1024 * 1024
 
 
 def normalise_db_url(url: str) -> str:
@@ -51,6 +52,8 @@ class ServerConfig:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     log_file: Path | None = None
+    max_blob_size: int = 100 * MIB  # bytes per uploaded blob (POST /v1/blobs has its own limit)
+    word_list: Path | None = None  # one word per line; regular messages matching one are flagged
 
     @property
     def database_url(self) -> str:
@@ -58,6 +61,11 @@ class ServerConfig:
         if self.db_url:
             return normalise_db_url(self.db_url)
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'veil.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        """Where blob bytes live: `<data_dir>/blobs/`."""
+        return self.data_dir / "blobs"
 
     @property
     def log_path(self) -> Path:

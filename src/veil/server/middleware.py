@@ -45,20 +45,26 @@ class BodyLimitMiddleware:
     """Answer 413 for bodies over `max_body` bytes, by Content-Length or by counting the stream.
 
     The body is read (up to the limit) before the app runs and then replayed, so a lying or
-    absent Content-Length cannot push more than `max_body` bytes into memory.
+    absent Content-Length cannot push more than `max_body` bytes into memory. Paths equal to
+    or under an `exempt` prefix (blob uploads, which stream to disk under their own limit)
+    pass through untouched.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_body = max_body
+        self.exempt = exempt
         self.drain_limit = max(16 * 1024 * 1024, 4 * max_body)
+
+    def _exempt(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.exempt)
 
     async def _refuse(self, receive: Receive, send: Send, remaining: int) -> None:
         drained = remaining <= self.drain_limit and await _discard(receive, self.drain_limit)
         await _send_413(send, self.max_body, close=not drained)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self._exempt(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):

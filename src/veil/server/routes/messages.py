@@ -17,6 +17,7 @@ from veil.server.storage.base import DeviceRow
 __all__ = ["messages_router"]
 
 MAX_ENVELOPE_BYTES = 64 * 1024
+COMMITMENT_BYTES = 32
 _MISMATCH: dict[int | str, dict[str, Any]] = {409: {"model": MismatchOut, "description": "device_mismatch"}}
 
 
@@ -35,8 +36,14 @@ def messages_router(mailbox: MailboxService, auth: AuthDep) -> APIRouter:
                 raise TooLarge(f"envelopes[{i}].body is over {MAX_ENVELOPE_BYTES} bytes",
                                "envelope_too_large")
             outgoing.append(OutgoingEnvelope(e.handle, e.device_id, e.olm_type, raw))
+        commitment = b""
+        if body.commitment:
+            try:
+                commitment = b64decode(body.commitment, what="commitment", length=COMMITMENT_BYTES)
+            except MalformedData as exc:
+                raise BadRequest(str(exc), "bad_commitment") from exc
         res = await mailbox.send(me, body.client_message_id, body.recipient, outgoing,
-                                 [(s.handle, s.device_id) for s in body.skipped])
+                                 [(s.handle, s.device_id) for s in body.skipped], commitment)
         return SendOut(server_ts=res.server_ts, count=res.count)
 
     @r.get("/messages", response_model=FetchOut)
@@ -46,7 +53,9 @@ def messages_router(mailbox: MailboxService, auth: AuthDep) -> APIRouter:
         return FetchOut(envelopes=[EnvelopeOut(id=e.id, kind=e.kind, sender=e.sender,
                                                sender_device=e.sender_device, server_ts=e.server_ts,
                                                olm_type=e.olm_type, body=b64encode(e.body),
-                                               client_message_id=e.client_message_id) for e in rows],
+                                               client_message_id=e.client_message_id,
+                                               commitment=b64encode(e.commitment),
+                                               franking_tag=b64encode(e.franking_tag)) for e in rows],
                         more=more)
 
     @r.post("/messages/ack", response_model=AckOut)

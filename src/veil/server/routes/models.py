@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HANDLE_RE = r"^[a-z0-9_]{3,32}$"
 DEVICE_ID_RE = r"^[A-Z2-7]{10}$"
@@ -167,6 +167,8 @@ class SendIn(In):
     recipient: Handle
     envelopes: Annotated[list[EnvelopeIn], Field(max_length=64)]
     skipped: Annotated[list[DeviceRef], Field(max_length=256)] = []
+    commitment: Annotated[str, Field(max_length=64, description="franking commitment, base64 of "
+                                                                "32 bytes; empty or absent: none")] = ""
 
 
 class SendOut(BaseModel):
@@ -183,6 +185,8 @@ class EnvelopeOut(BaseModel):
     olm_type: int
     body: str
     client_message_id: str
+    commitment: str = Field(description="franking commitment (base64), '' when absent")
+    franking_tag: str = Field(description="the server's franking tag (base64), '' when absent")
 
 
 class FetchOut(BaseModel):
@@ -212,9 +216,37 @@ class MismatchOut(BaseModel):
 
 
 # -- regular threads -----------------------------------------------------------------------
+class AttachmentIn(In):
+    blob_id: Annotated[str, Field(min_length=1, max_length=32)]
+    mime: Annotated[str, Field(min_length=1, max_length=128)]
+    size: Annotated[int, Field(ge=0, le=2**53)]
+    width: Annotated[int, Field(ge=0, le=100_000)] = 0
+    height: Annotated[int, Field(ge=0, le=100_000)] = 0
+    duration_ms: Annotated[int, Field(ge=0, le=2**53)] = 0
+    name: Annotated[str, Field(max_length=256)] = ""
+
+
 class RegularIn(In):
     client_message_id: ClientMessageId
-    text: Annotated[str, Field(min_length=1, max_length=8000)]
+    text: Annotated[str, Field(max_length=8000)] = ""
+    kind: Literal["text", "image", "video", "sticker"] = "text"
+    attachment: AttachmentIn | None = None
+    sticker: Annotated[str, Field(max_length=128, description="pack/sticker_id")] = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> RegularIn:
+        if self.kind == "text" and not self.text:
+            raise ValueError("text must not be empty for a text message")
+        if self.kind in ("image", "video") and self.attachment is None:
+            raise ValueError(f"a {self.kind} message needs an attachment")
+        if self.kind == "sticker" and not self.sticker:
+            raise ValueError("a sticker message needs a sticker")
+        return self
+
+
+class RegularEventIn(In):
+    kind: Literal["read", "typing"]
+    ref: Annotated[str, Field(max_length=64)] = ""
 
 
 class RegularSentOut(BaseModel):
@@ -231,12 +263,25 @@ class ThreadsOut(BaseModel):
     threads: list[ThreadOut]
 
 
+class AttachmentOut(BaseModel):
+    blob_id: str
+    mime: str
+    size: int
+    width: int
+    height: int
+    duration_ms: int
+    name: str
+
+
 class RegularOut(BaseModel):
     message_id: str
     sender: str
     sender_device: str
     text: str
     ts: int
+    kind: str
+    attachment: AttachmentOut | None
+    sticker: str
 
 
 class HistoryOut(BaseModel):

@@ -65,7 +65,8 @@ def _frames(rows: Sequence[EnvelopeRow]) -> list[Deliver]:
             batch, size = [], 0
         batch.append(Envelope(id=r.id, kind=r.kind, sender=r.sender, sender_device=r.sender_device,
                               server_ts=r.server_ts, olm_type=r.olm_type, body=r.body,
-                              client_message_id=r.client_message_id))
+                              client_message_id=r.client_message_id, commitment=r.commitment,
+                              franking_tag=r.franking_tag))
         size += len(r.body)
     if batch:
         frames.append(Deliver(batch))

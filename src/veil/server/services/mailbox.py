@@ -1,4 +1,9 @@
-"""Per-device mailboxes of secret-thread envelopes: send (with the device check), fetch, ack, purge."""
+"""Per-device mailboxes of secret-thread envelopes: send (with the device check), fetch, ack, purge.
+
+A send is cheap on purpose: the franking key is cached, each envelope costs one HMAC for its
+tag, and the batch is one transaction with one INSERT for the envelopes and one for their
+metadata log. Envelopes to a recipient who blocks the sender are dropped without a word.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from veil.protocol.wire import KIND_SECRET
 from veil.server.clock import Clock
 from veil.server.errors import BadRequest, Conflict, NotFound
 from veil.server.hub import Hub
+from veil.server.services.franking import Franker
 from veil.server.storage.base import BatchResult, DeviceRow, EnvelopeRow, NewEnvelope, Store
 
 __all__ = ["MailboxService", "OutgoingEnvelope"]
@@ -32,14 +38,17 @@ def _targets_json(targets: set[Target]) -> list[dict[str, str]]:
 
 
 class MailboxService:
-    def __init__(self, store: Store, clock: Clock, hub: Hub, *, envelope_max_age_ms: int) -> None:
+    def __init__(self, store: Store, clock: Clock, hub: Hub, franker: Franker, *,
+                 envelope_max_age_ms: int) -> None:
         self._store = store
         self._clock = clock
         self._hub = hub
+        self._franker = franker
         self._max_age_ms = envelope_max_age_ms
 
     async def send(self, sender: DeviceRow, client_message_id: str, recipient: str,
-                   envelopes: Sequence[OutgoingEnvelope], skipped: Sequence[Target]) -> BatchResult:
+                   envelopes: Sequence[OutgoingEnvelope], skipped: Sequence[Target],
+                   commitment: bytes = b"") -> BatchResult:
         # A retry answers as the first call did, even if the device lists changed since.
         earlier = await self._store.get_batch(sender.device_id, client_message_id)
         if earlier is not None:
@@ -58,12 +67,21 @@ class MailboxService:
                            "device_mismatch",
                            extra={"missing": _targets_json(missing), "stale": _targets_json(stale)})
         now = self._clock.now_ms()
+        # While the recipient blocks the sender, their envelopes are dropped (the sender's own
+        # other devices still get theirs); the answer is the same, so nothing gives it away.
+        dropped = recipient != sender.handle and await self._store.is_blocked(recipient, sender.handle)
+        key = await self._franker.key() if commitment else b""
         rows = [NewEnvelope(device_id=e.device_id, kind=KIND_SECRET, sender=sender.handle,
                             sender_device=sender.device_id, server_ts=now, olm_type=e.olm_type, body=e.body,
-                            client_message_id=client_message_id) for e in envelopes]
-        result = await self._store.store_batch(sender.device_id, client_message_id, now, rows)
+                            client_message_id=client_message_id, recipient_handle=e.handle,
+                            commitment=commitment,
+                            franking_tag=self._franker.tag(key, commitment, sender.handle, sender.device_id,
+                                                           e.handle, e.device_id, now) if commitment else b"")
+                for e in envelopes if not (dropped and e.handle == recipient)]
+        result = await self._store.store_batch(sender.device_id, client_message_id, now, rows,
+                                               count=len(envelopes), log=True)
         if result.created:
-            self._hub.notify(e.device_id for e in envelopes)  # after commit, never before
+            self._hub.notify(r.device_id for r in rows)  # after commit, never before
             log.info("batch from %s/%s to %s: %d envelopes", sender.handle, sender.device_id, recipient,
                      len(rows))
         return result

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from veil.server.storage.base_extras import ExtrasStore
+
 __all__ = [
     "AccountRow",
     "BatchResult",
@@ -106,6 +108,9 @@ class NewEnvelope:
     olm_type: int
     body: bytes
     client_message_id: str
+    recipient_handle: str = ""  # secret envelopes: the target device's account (envelope_log)
+    commitment: bytes = b""  # franking: the sender's commitment, b"" when absent
+    franking_tag: bytes = b""  # the server's tag over it, b"" when absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,8 @@ class EnvelopeRow:
     olm_type: int
     body: bytes
     client_message_id: str
+    commitment: bytes = b""
+    franking_tag: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,11 @@ class RegularRow:
     text: str
     ts: int
     client_message_id: str
+    kind: str = "text"
+    attachment_json: str | None = None  # the Attachment fields as JSON text, or None
+    sticker: str = ""
+    flagged: bool = False  # matched the server's word list
+    hidden_for: str | None = None  # this handle had blocked the sender: never shown to them
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +170,9 @@ class LinkRow:
     expires_at: int
 
 
-class Store(Protocol):
+class Store(ExtrasStore, Protocol):
+    """Everything the services need; the issue-3 methods live in `base_extras.ExtrasStore`."""
+
     # -- lifecycle -------------------------------------------------------------------------
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
@@ -218,10 +232,13 @@ class Store(Protocol):
 
     # -- mailboxes -------------------------------------------------------------------------
     async def store_batch(self, sender_device: str, client_message_id: str, server_ts: int,
-                          envelopes: Sequence[NewEnvelope]) -> BatchResult:
-        """In one transaction record the batch key and insert every envelope. If the key
-        (sender_device, client_message_id) was already recorded, store nothing and return
-        the first call's server_ts and count with created=False."""
+                          envelopes: Sequence[NewEnvelope], *, count: int | None = None,
+                          log: bool = False) -> BatchResult:
+        """In one transaction record the batch key and insert every envelope (one multi-row
+        INSERT) and, with `log`, one `envelope_log` metadata row per envelope (one more
+        INSERT). `count` is the answer recorded for retries (default: len(envelopes)). If the
+        key (sender_device, client_message_id) was already recorded, store nothing and
+        return the first call's server_ts and count with created=False."""
 
     async def get_batch(self, sender_device: str, client_message_id: str) -> BatchResult | None:
         """The recorded answer for this batch key (created=False), or None."""
@@ -247,11 +264,29 @@ class Store(Protocol):
     async def regular_by_message_id(self, message_id: str) -> RegularRow | None: ...
 
     async def regular_history(self, thread_key: str, *, before_id: int | None,
-                              limit: int) -> list[RegularRow]:
-        """Up to `limit` newest messages of the thread with id < before_id, newest first."""
+                              limit: int, viewer: str | None = None) -> list[RegularRow]:
+        """Up to `limit` newest messages of the thread with id < before_id, newest first;
+        with `viewer`, leaving out the messages hidden for that handle."""
 
     async def threads_of(self, handle: str) -> list[ThreadSummary]:
-        """Regular threads `handle` is in, most recent first."""
+        """Regular threads `handle` is in (counting only messages not hidden for them), most
+        recent first."""
+
+    async def thread_exists(self, thread_key: str) -> bool:
+        """Whether the thread holds any message at all."""
+
+    async def store_envelopes(self, envelopes: Sequence[NewEnvelope]) -> None:
+        """Insert envelopes that belong to no batch (regular-thread events), in one INSERT."""
+
+    async def delete_regular(self, message_id: str, envelopes: Sequence[NewEnvelope]) -> bool:
+        """In one transaction delete the message and insert its fan-out envelopes; False
+        (and nothing stored) if it was already gone."""
+
+    async def regular_messages_of(self, handle: str) -> list[RegularRow]:
+        """Every regular message sent or received by `handle`, oldest first (admin export)."""
+
+    async def flagged_messages(self) -> list[RegularRow]:
+        """Every regular message the word list flagged, oldest first."""
 
     # -- links -----------------------------------------------------------------------------
     async def create_link(self, link: LinkRow) -> None:

@@ -6,15 +6,14 @@ that write open it as a writer so SQLite queues them instead of failing mid-tran
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from veil.server.storage import migrate
 from veil.server.storage.base import (
     AccountRow,
     BatchResult,
@@ -31,18 +30,12 @@ from veil.server.storage.base import (
     RegularRow,
     ThreadSummary,
 )
-from veil.server.storage.dialect import (
-    WRITE,
-    claim_one_time_key,
-    fallback_key,
-    insert_ignore,
-    make_engine,
-    upsert,
-)
+from veil.server.storage.dialect import claim_one_time_key, fallback_key, insert_ignore, upsert
 from veil.server.storage.schema import (
     accounts,
     device_lists,
     devices,
+    envelope_log,
     envelopes,
     fallback_keys,
     links,
@@ -50,6 +43,7 @@ from veil.server.storage.schema import (
     regular_messages,
     sent_batches,
 )
+from veil.server.storage.sql_extras import SqlExtras
 
 __all__ = ["SqlStore"]
 
@@ -63,37 +57,29 @@ def _device(r: Row[Any]) -> DeviceRow:
 def _regular(r: Row[Any]) -> RegularRow:
     return RegularRow(id=r.id, message_id=r.message_id, thread_key=r.thread_key, sender=r.sender,
                       sender_device=r.sender_device, recipient=r.recipient, text=r.text, ts=r.ts,
-                      client_message_id=r.client_message_id)
+                      client_message_id=r.client_message_id, kind=r.kind, attachment_json=r.attachment_json,
+                      sticker=r.sticker, flagged=bool(r.flagged), hidden_for=r.hidden_for)
 
 
 def _envelope_values(envs: Sequence[NewEnvelope]) -> list[dict[str, Any]]:
     return [{"device_id": e.device_id, "kind": e.kind, "sender": e.sender, "sender_device": e.sender_device,
              "server_ts": e.server_ts, "olm_type": e.olm_type, "body": e.body,
-             "client_message_id": e.client_message_id} for e in envs]
+             "client_message_id": e.client_message_id, "commitment": e.commitment or None,
+             "franking_tag": e.franking_tag or None} for e in envs]
 
 
-class SqlStore:
-    def __init__(self, url: str) -> None:
-        """`url` is an async SQLAlchemy URL (sqlite+aiosqlite:// or postgresql+asyncpg://)."""
-        self.engine: AsyncEngine = make_engine(url)
-        self._writer = self.engine.execution_options(**{WRITE: True})
+def _log_values(envs: Sequence[NewEnvelope]) -> list[dict[str, Any]]:
+    return [{"sender": e.sender, "sender_device": e.sender_device, "recipient_handle": e.recipient_handle,
+             "recipient_device": e.device_id, "server_ts": e.server_ts, "size": len(e.body)} for e in envs]
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._writer.begin() as conn:
-            yield conn
+def _visible_to(viewer: str) -> ColumnElement[bool]:
+    hidden = regular_messages.c.hidden_for
+    return or_(hidden.is_(None), hidden != viewer)
 
-    # -- lifecycle -------------------------------------------------------------------------
-    async def migrate(self) -> None:
-        await migrate.upgrade(self.engine)
 
-    async def close(self) -> None:
-        await self.engine.dispose()
+class SqlStore(SqlExtras):
+    """Core tables here; the issue-3 tables in `sql_extras.SqlExtras`."""
 
     # -- accounts --------------------------------------------------------------------------
     async def create_account(self, account: AccountRow) -> None:
@@ -246,21 +232,25 @@ class SqlStore:
 
     # -- mailboxes -------------------------------------------------------------------------
     async def store_batch(self, sender_device: str, client_message_id: str, server_ts: int,
-                          envelopes_: Sequence[NewEnvelope]) -> BatchResult:
+                          envelopes_: Sequence[NewEnvelope], *, count: int | None = None,
+                          log: bool = False) -> BatchResult:
         sb = sent_batches.c
+        answer = len(envelopes_) if count is None else count
         async with self._write() as conn:
             # Claim the idempotency key first: a concurrent retry waits on it, then sees it taken.
             res = await conn.execute(insert_ignore(conn, sent_batches).values(
                 sender_device=sender_device, client_message_id=client_message_id, server_ts=server_ts,
-                count=len(envelopes_)))
+                count=answer))
             if res.rowcount == 0:
                 first = (await conn.execute(select(sb.server_ts, sb.count.label("n")).where(
                     sb.sender_device == sender_device, sb.client_message_id == client_message_id))).one()
                 return BatchResult(server_ts=first.server_ts, count=first.n, created=False)
             if envelopes_:
-                # One multi-row INSERT for the whole batch.
+                # One multi-row INSERT for the whole batch, and one for its metadata log.
                 await conn.execute(insert(envelopes).values(_envelope_values(envelopes_)))
-        return BatchResult(server_ts=server_ts, count=len(envelopes_), created=True)
+                if log:
+                    await conn.execute(insert(envelope_log).values(_log_values(envelopes_)))
+        return BatchResult(server_ts=server_ts, count=answer, created=True)
 
     async def get_batch(self, sender_device: str, client_message_id: str) -> BatchResult | None:
         sb = sent_batches.c
@@ -277,7 +267,9 @@ class SqlStore:
                                        .order_by(e.id).limit(limit))).all()
         return [EnvelopeRow(id=r.id, device_id=r.device_id, kind=r.kind, sender=r.sender,
                             sender_device=r.sender_device, server_ts=r.server_ts, olm_type=r.olm_type,
-                            body=bytes(r.body), client_message_id=r.client_message_id) for r in rows]
+                            body=bytes(r.body), client_message_id=r.client_message_id,
+                            commitment=bytes(r.commitment or b""), franking_tag=bytes(r.franking_tag or b""))
+                for r in rows]
 
     async def delete_envelopes(self, device_id: str, ids: Sequence[int]) -> int:
         if not ids:
@@ -302,16 +294,16 @@ class SqlStore:
             new_id = (await conn.execute(insert_ignore(conn, regular_messages).values(
                 message_id=message.message_id, thread_key=message.thread_key, sender=message.sender,
                 sender_device=message.sender_device, recipient=message.recipient, text=message.text,
-                ts=message.ts, client_message_id=message.client_message_id).returning(rm.id))).scalar()
+                ts=message.ts, client_message_id=message.client_message_id, kind=message.kind,
+                attachment_json=message.attachment_json, sticker=message.sticker, flagged=message.flagged,
+                hidden_for=message.hidden_for).returning(rm.id))).scalar()
             if new_id is None:
                 r = (await conn.execute(select(regular_messages).where(
                     rm.sender == message.sender, rm.client_message_id == message.client_message_id))).one()
                 return _regular(r), False
             if envelopes_:
                 await conn.execute(insert(envelopes).values(_envelope_values(envelopes_)))
-        return RegularRow(new_id, message.message_id, message.thread_key, message.sender,
-                          message.sender_device, message.recipient, message.text, message.ts,
-                          message.client_message_id), True
+        return dataclasses.replace(message, id=new_id), True
 
     async def regular_by_message_id(self, message_id: str) -> RegularRow | None:
         async with self._read() as conn:
@@ -320,11 +312,13 @@ class SqlStore:
         return None if r is None else _regular(r)
 
     async def regular_history(self, thread_key: str, *, before_id: int | None,
-                              limit: int) -> list[RegularRow]:
+                              limit: int, viewer: str | None = None) -> list[RegularRow]:
         rm = regular_messages.c
         q = select(regular_messages).where(rm.thread_key == thread_key)
         if before_id is not None:
             q = q.where(rm.id < before_id)
+        if viewer is not None:
+            q = q.where(_visible_to(viewer))
         async with self._read() as conn:
             rows = (await conn.execute(q.order_by(rm.id.desc()).limit(limit))).all()
         return [_regular(r) for r in rows]
@@ -334,9 +328,46 @@ class SqlStore:
         last = func.max(rm.ts).label("last_ts")
         async with self._read() as conn:
             rows = (await conn.execute(select(rm.thread_key, last)
-                                       .where(or_(rm.sender == handle, rm.recipient == handle))
+                                       .where(or_(rm.sender == handle, rm.recipient == handle),
+                                              _visible_to(handle))
                                        .group_by(rm.thread_key).order_by(last.desc(), rm.thread_key))).all()
         return [ThreadSummary(thread_key=r.thread_key, last_ts=int(r.last_ts)) for r in rows]
+
+    async def thread_exists(self, thread_key: str) -> bool:
+        rm = regular_messages.c
+        async with self._read() as conn:
+            r = (await conn.execute(select(rm.id).where(rm.thread_key == thread_key).limit(1))).first()
+        return r is not None
+
+    async def store_envelopes(self, envelopes_: Sequence[NewEnvelope]) -> None:
+        if envelopes_:
+            async with self._write() as conn:
+                await conn.execute(insert(envelopes).values(_envelope_values(envelopes_)))
+
+    async def delete_regular(self, message_id: str, envelopes_: Sequence[NewEnvelope]) -> bool:
+        async with self._write() as conn:
+            res = await conn.execute(delete(regular_messages)
+                                     .where(regular_messages.c.message_id == message_id))
+            if res.rowcount == 0:
+                return False
+            if envelopes_:
+                await conn.execute(insert(envelopes).values(_envelope_values(envelopes_)))
+        return True
+
+    async def regular_messages_of(self, handle: str) -> list[RegularRow]:
+        rm = regular_messages.c
+        async with self._read() as conn:
+            rows = (await conn.execute(select(regular_messages)
+                                       .where(or_(rm.sender == handle, rm.recipient == handle))
+                                       .order_by(rm.id))).all()
+        return [_regular(r) for r in rows]
+
+    async def flagged_messages(self) -> list[RegularRow]:
+        rm = regular_messages.c
+        async with self._read() as conn:
+            rows = (await conn.execute(select(regular_messages).where(rm.flagged.is_(True))
+                                       .order_by(rm.id))).all()
+        return [_regular(r) for r in rows]
 
     # -- links -----------------------------------------------------------------------------
     async def create_link(self, link: LinkRow) -> None:
