@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from veil.client.device import Device
@@ -14,16 +15,32 @@ PASSWORD = "correct horse battery"
 PASSPHRASE = "store passphrase 1"
 
 
-async def register(server_url: str, root: Path, handle: str) -> Device:
+class FakeClock:
+    """A clock the test moves by hand: disappearing messages without sleeping for minutes."""
+
+    def __init__(self) -> None:
+        self.now = int(time.time() * 1000)
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1000)
+
+
+async def register(server_url: str, root: Path, handle: str, clock: FakeClock | None = None) -> Device:
+    if clock is None:
+        return await Device.register(root / f"{handle}-1", server_url, handle, PASSWORD, PASSPHRASE,
+                                     display_name=handle.title())
     return await Device.register(root / f"{handle}-1", server_url, handle, PASSWORD, PASSPHRASE,
-                                 display_name=handle.title())
+                                 display_name=handle.title(), clock=clock)
 
 
-async def link_second(first: Device, root: Path, name: str = "2") -> Device:
+async def link_second(first: Device, root: Path, name: str = "2", clock: FakeClock | None = None) -> Device:
     offer = await offer_link(first)
     new_task = asyncio.create_task(link_new_device(root / f"{first.handle}-{name}", first.server_url,
                                                    first.handle, PASSWORD, PASSPHRASE, offer.code,
-                                                   poll=0.05))
+                                                   poll=0.05, clock=clock))
     await offer.complete(poll=0.05)
     return await new_task
 

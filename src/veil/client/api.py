@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +13,7 @@ from veil.client.errors import ServerRejected, ServerUnavailable
 __all__ = ["ServerAPI"]
 
 Json = dict[str, Any]
+_BLOCK = 256 * 1024
 
 
 class ServerAPI:
@@ -40,6 +43,9 @@ class ServerAPI:
                                             headers=self.auth_headers())
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"cannot reach the server at {self.base_url}: {exc}") from exc
+        return self._result(resp, ok)
+
+    def _result(self, resp: httpx.Response, ok: tuple[int, ...]) -> Json:
         try:
             body = resp.json()
         except ValueError:
@@ -100,6 +106,41 @@ class ServerAPI:
 
     async def ack(self, ids: list[int]) -> Json:
         return await self.call("POST", "/v1/messages/ack", {"ids": ids})
+
+    # -- blobs -------------------------------------------------------------------------------
+    async def upload_blob(self, path: Path, *, downloads: int = 0, max_age: int | None = None) -> Json:
+        """Stream a file to the server as an opaque blob."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with path.open("rb") as fh:
+                while block := fh.read(_BLOCK):
+                    yield block
+
+        params: dict[str, Any] = {"downloads": downloads}
+        if max_age:
+            params["max_age"] = max_age
+        headers = {**self.auth_headers(), "Content-Type": "application/octet-stream",
+                   "Content-Length": str(path.stat().st_size)}
+        try:
+            resp = await self._http.post("/v1/blobs", content=chunks(), params=params, headers=headers,
+                                         timeout=None)
+        except httpx.HTTPError as exc:
+            raise ServerUnavailable(f"cannot reach the server at {self.base_url}: {exc}") from exc
+        return self._result(resp, (201, 200))
+
+    async def download_blob(self, blob_id: str, dest: Path) -> None:
+        """Stream a blob into `dest` (overwritten)."""
+        try:
+            async with self._http.stream("GET", f"/v1/blobs/{blob_id}", headers=self.auth_headers(),
+                                         timeout=None) as resp:
+                if resp.status_code != 200:
+                    await resp.aread()
+                    self._result(resp, (200,))
+                with dest.open("wb") as fh:
+                    async for block in resp.aiter_bytes(_BLOCK):
+                        fh.write(block)
+        except httpx.HTTPError as exc:
+            raise ServerUnavailable(f"cannot reach the server at {self.base_url}: {exc}") from exc
 
     # -- regular threads ---------------------------------------------------------------------
     async def send_regular(self, handle: str, client_message_id: str, text: str) -> Json:

@@ -6,8 +6,6 @@ small local SQLite file whose values are all encrypted (see store.py).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
 import time
 import uuid
@@ -15,20 +13,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from veil.client import attachments, inbox, reports, sending, stickers, timers
 from veil.client.api import ServerAPI
 from veil.client.directory import Directory
-from veil.client.errors import IdentityChanged, NotSetUp, ServerRejected, ServerUnavailable, UsageError
+from veil.client.errors import NotSetUp, UsageError
 from veil.client.models import Message, ThreadSummary, thread_key
 from veil.client.sessions import Sessions
 from veil.client.store import Store
+from veil.client.verification import Verifications
 from veil.protocol.devicelist import DeviceEntry, DeviceList, sign_device_list
-from veil.protocol.encoding import b64decode, b64encode
-from veil.protocol.errors import DecryptionFailed, MalformedData
+from veil.protocol.encoding import b64decode
 from veil.protocol.keys import IdentityKeyPair
 from veil.protocol.olm import OlmAccount
-from veil.protocol.payload import SecretPayload, decode_payload, decode_regular, encode_payload
+from veil.protocol.payload import Attachment, RegularMessage
 from veil.protocol.prekeys import prekey_message
-from veil.protocol.wire import KIND_REGULAR, KIND_SECRET, Envelope
+from veil.protocol.wire import Envelope
 
 __all__ = ["Device", "Thread"]
 
@@ -58,10 +59,12 @@ class Device:
         self.identity: IdentityKeyPair | None = (
             IdentityKeyPair.from_private_bytes(state["identity"]) if state.get("identity") else None)
         self.sessions = Sessions(store, self.account)
-        self.directory = Directory(store, self.api, self.handle, self._identity_public(), self._notice)
+        self.directory = Directory(store, self.api, self.handle, self._identity_public(), self.notice)
         self.lock = asyncio.Lock()
         self._listeners: list[Callable[[Message], None]] = []
-        self._context_peer = ""
+        self.context_peer = ""  # the thread a send is for: where notices about your own account go
+        self.typing: dict[tuple[str, bool], int] = {}  # (peer, secret) → typing until (ms)
+        self.verifications = Verifications(self)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -87,7 +90,7 @@ class Device:
     # -- creating and opening -----------------------------------------------------------------
     @classmethod
     async def register(cls, profile: Path, server: str, handle: str, password: str, passphrase: str, *,
-                       display_name: str = "", device_name: str = "first device") -> Device:
+                       display_name: str = "", device_name: str = "first device", clock: Clock = _now_ms) -> Device:
         """Create an account, its identity key, this first device and the first device list."""
         identity = IdentityKeyPair.generate()
         api = ServerAPI(server)
@@ -95,19 +98,19 @@ class Device:
             await api.register(handle, display_name or handle, password, identity.public_b64)
         finally:
             await api.aclose()
-        device = await cls._login(profile, server, handle, password, passphrase, device_name, identity)
+        device = await cls._login(profile, server, handle, password, passphrase, device_name, identity, clock)
         await device._publish_device_list([device._own_entry()], version=1)
         return device
 
     @classmethod
     async def login(cls, profile: Path, server: str, handle: str, password: str, passphrase: str, *,
-                    device_name: str = "new device") -> Device:
+                    device_name: str = "new device", clock: Clock = _now_ms) -> Device:
         """Log a new device in; it can read regular threads, and secret ones once linked."""
-        return await cls._login(profile, server, handle, password, passphrase, device_name, None)
+        return await cls._login(profile, server, handle, password, passphrase, device_name, None, clock)
 
     @classmethod
     async def _login(cls, profile: Path, server: str, handle: str, password: str, passphrase: str,
-                     device_name: str, identity: IdentityKeyPair | None) -> Device:
+                     device_name: str, identity: IdentityKeyPair | None, clock: Clock) -> Device:
         if Store.exists(profile):
             raise UsageError(f"{profile} already holds a device; choose another profile folder")
         account = OlmAccount()
@@ -123,12 +126,15 @@ class Device:
             "identity": identity.private_bytes() if identity else None,
         }
         store.put("device", state)
-        device = cls(profile, store, state)
+        device = cls(profile, store, state, clock=clock)
         await device.publish_keys()
+        if identity is None:
+            await device.load_history()  # a new device of an existing account sees regular history
         return device
 
     @classmethod
-    async def open(cls, profile: Path, passphrase: str, *, server: str | None = None) -> Device:
+    async def open(cls, profile: Path, passphrase: str, *, server: str | None = None,
+                   clock: Clock = _now_ms) -> Device:
         store = Store.open(profile, passphrase)
         state = store.get("device")
         if not state:
@@ -138,13 +144,15 @@ class Device:
         if server and server != state["server"]:
             state["server"] = server
             store.put("device", state)
-        return cls(profile, store, state)
+        device = cls(profile, store, state, clock=clock)
+        device.expire()  # messages whose time ran out while the device was closed
+        return device
 
     async def close(self) -> None:
         await self.api.aclose()
         self.store.close()
 
-    def _save_state(self) -> None:
+    def save_state(self) -> None:
         self._state["account"] = self.account.pickle(self.store.pickle_key)
         self._state["identity"] = self.identity.private_bytes() if self.identity else None
         self.store.put("device", self._state, commit=False)
@@ -164,13 +172,13 @@ class Device:
         if not self._state.get("fallback_published"):
             kid, key = self.account.generate_fallback_key()
             fallback = self._signed_key(kid, key, fallback=True)
-        self._save_state()  # keep the private halves before the server can hand them out
+        self.save_state()  # keep the private halves before the server can hand them out
         self.store.commit()
         total = await self.api.upload_keys([self._signed_key(k, v, fallback=False) for k, v in keys.items()],
                                            fallback)
         self.account.mark_keys_as_published()
         self._state["fallback_published"] = True
-        self._save_state()
+        self.save_state()
         self.store.commit()
         return total
 
@@ -208,8 +216,8 @@ class Device:
         await self.api.call("PUT", "/v1/identity",
                             {"password": password, "identity_key": identity.public_b64})
         self.identity = identity
-        self.directory = Directory(self.store, self.api, self.handle, identity.public_b64, self._notice)
-        self._save_state()
+        self.directory = Directory(self.store, self.api, self.handle, identity.public_b64, self.notice)
+        self.save_state()
         self.store.commit()
         await self._publish_device_list([self._own_entry()], version=(current.version if current else 0) + 1)
 
@@ -233,7 +241,8 @@ class Device:
     def threads(self) -> list[ThreadSummary]:
         index: dict[str, Any] = self.store.get("threads") or {}
         out = [ThreadSummary(peer=v["peer"], is_secret=v["secret"], last_ts=v["last_ts"],
-                             last_text=v["last_text"]) for v in index.values()]
+                             last_text=v["last_text"], timer=self.timer(v["peer"]) if v["secret"] else 0)
+               for v in index.values()]
         return sorted(out, key=lambda t: t.last_ts, reverse=True)
 
     def messages(self, peer: str, *, secret: bool) -> list[Message]:
@@ -243,200 +252,193 @@ class Device:
         """Call `callback` with every message or notice stored from now on."""
         self._listeners.append(callback)
 
-    def _store_message(self, m: Message, *, commit: bool = False) -> bool:
+    def store_message(self, m: Message, *, commit: bool = False) -> bool:
         key = thread_key(m.peer, m.is_secret)
         if not self.store.add_message(key, m.id, m.to_record(), commit=False):
             return False
         index: dict[str, Any] = dict(self.store.get("threads") or {})
-        index[key] = {"peer": m.peer, "secret": m.is_secret, "last_ts": m.sent_at, "last_text": m.text[:80]}
+        preview = m.text or {"image": "📷 Photo", "video": "🎬 Video", "sticker": "Sticker"}.get(m.kind, "")
+        index[key] = {"peer": m.peer, "secret": m.is_secret, "last_ts": m.sent_at, "last_text": preview[:80]}
         self.store.put("threads", index, commit=commit)
         for cb in self._listeners:
             cb(m)
         return True
 
-    def _notice(self, peer: str, code: str, text: str, *, secret: bool = True) -> None:
-        if peer == self.handle and self._context_peer:
-            peer = self._context_peer
-        self._store_message(Message(id="notice-" + uuid.uuid4().hex, peer=peer, is_secret=secret,
+    def notice(self, peer: str, code: str, text: str, *, secret: bool = True, dedupe: str = "") -> None:
+        if peer == self.handle and self.context_peer:
+            peer = self.context_peer
+        mid = f"notice-{dedupe}-{int(secret)}" if dedupe else "notice-" + uuid.uuid4().hex
+        self.store_message(Message(id=mid, peer=peer, is_secret=secret,
                                     kind="notice", sender="", sender_device="", text=text,
                                     sent_at=self.clock(), notice=code))
         if code == "identity_changed" and secret:
-            self._notice(peer, code, text, secret=False)
+            self.notice(peer, code, text, secret=False)
 
     # -- sending ------------------------------------------------------------------------------
     async def send_text(self, peer: str, text: str, *, secret: bool = False) -> Message:
         if not text:
             raise UsageError("a message needs some text")
+        self._check_peer(peer)
+        if not secret:
+            return await sending.send_regular(self, peer, text=text)
+        p = sending.new_payload(self, peer, "text", body=text, timer=timers.thread_timer(self, peer))
+        own = sending.own_secret_message(self, p)
+        await sending.send_secret(self, p, show=own)
+        return own
+
+    async def send_media(self, peer: str, path: Path, *, secret: bool = False, caption: str = "") -> Message:
+        """Send a photo (JPEG, PNG, WebP, GIF) or a video (MP4, WebM)."""
+        self._check_peer(peer)
+        path = Path(path)
+        kind = attachments.inspect(path).kind
+        if not secret:
+            att, local = await attachments.prepare(self, path, secret=False)
+            return await sending.send_regular(self, peer, text=caption, kind=kind,
+                                              attachment=msgspec.to_builtins(att), local_attachment=local)
+        timer = timers.thread_timer(self, peer)
+        downloads = 0
+        if timer:  # a disappearing blob goes once every target device has it
+            them, mine = await self.directory.get(peer), await self.directory.get(self.handle)
+            downloads = len(them.devices) + len(mine.devices) - 1
+        att, local = await attachments.prepare(self, path, secret=True, downloads=downloads)
+        p = sending.new_payload(self, peer, kind, body=caption, timer=timer, attachment=att)
+        own = sending.own_secret_message(self, p, attachment=local)
+        await sending.send_secret(self, p, show=own)
+        return own
+
+    async def send_sticker(self, peer: str, sticker_id: str, *, secret: bool = False) -> Message:
+        self._check_peer(peer)
+        pack = stickers.load_pack()
+        try:
+            ref = f"{pack.name}/{pack.get(sticker_id).id}"
+        except stickers.UnknownSticker as exc:
+            raise UsageError(f"{exc}; `veil stickers` lists them") from exc
+        if not secret:
+            return await sending.send_regular(self, peer, kind="sticker", sticker=ref)
+        p = sending.new_payload(self, peer, "sticker", sticker=ref, timer=timers.thread_timer(self, peer))
+        own = sending.own_secret_message(self, p)
+        await sending.send_secret(self, p, show=own)
+        return own
+
+    def _check_peer(self, peer: str) -> None:
         if peer == self.handle:
             raise UsageError("you cannot start a conversation with yourself")
-        if not secret:
-            return await self._send_regular(peer, text)
-        payload = SecretPayload(message_id=uuid.uuid4().hex, sender=self.handle, sender_device=self.device_id,
-                                to=peer, sent_at=self.clock(), kind="text", body=text)
-        return await self._send_secret(payload)
 
-    async def _send_regular(self, peer: str, text: str) -> Message:
-        client_id = uuid.uuid4().hex
-        r = await self.api.send_regular(peer, client_id, text)
-        m = Message(id=str(r["message_id"]), peer=peer, is_secret=False, kind="text", sender=self.handle,
-                    sender_device=self.device_id, text=text, sent_at=int(r["server_ts"]))
+    async def set_timer(self, peer: str, seconds: int) -> None:
+        """Set the secret thread's disappearing-message timer, for everyone in it."""
+        if seconds not in timers.TIMERS:
+            raise UsageError(f"disappearing messages can be set to {sorted(timers.TIMERS)} seconds")
+        p = sending.new_payload(self, peer, "timer", body=str(seconds))
+        await sending.send_secret(self, p)
         async with self.lock:
-            self._store_message(m, commit=True)
-        return m
-
-    async def _send_secret(self, payload: SecretPayload) -> Message:
-        if not self.is_linked:
-            raise UsageError("this device is not linked yet: link it from one of your other devices first")
-        peer = payload.to
-        m = Message(id=payload.message_id, peer=peer, is_secret=True, kind="text", sender=self.handle,
-                    sender_device=self.device_id, text=payload.body, sent_at=payload.sent_at)
-        async with self.lock:
-            self._context_peer = peer
-            try:
-                await self._deliver_secret(payload)
-            except IdentityChanged:
-                held = dict(self.store.get(f"held:{peer}") or {})
-                held[payload.message_id] = encode_payload(payload)
-                self.store.put(f"held:{peer}", held, commit=False)
-                self._store_message(dataclasses.replace(m, status="held"))
-                self.store.commit()
-                raise
-            finally:
-                self._context_peer = ""
-            self._store_message(m)
+            timers.set_thread_timer(self, peer, seconds)
+            self.notice(peer, "timer", timers.timer_notice("You", seconds), dedupe=p.message_id)
             self.store.commit()
-        return m
 
-    async def _deliver_secret(self, payload: SecretPayload) -> int:
-        """Encrypt `payload` for every trusted device of both people and hand it to the server."""
-        peer = payload.to
-        plaintext = encode_payload(payload)
-        for attempt in range(4):
-            them = await self.directory.get(peer, refresh=attempt > 0)
-            mine = await self.directory.get(self.handle, refresh=attempt > 0)
-            targets = [(peer, d) for d in them.devices]
-            targets += [(self.handle, d) for d in mine.devices if d.device_id != self.device_id]
-            failed = await self.sessions.ensure(self.api, targets)
-            envelopes = []
-            for handle, d in targets:
-                if (handle, d.device_id) in failed:
-                    continue
-                olm_type, body = self.sessions.encrypt(d.curve25519, plaintext)
-                envelopes.append({"handle": handle, "device_id": d.device_id, "olm_type": olm_type,
-                                  "body": b64encode(body)})
-            self.store.commit()  # session state advanced: keep it before the network call
-            skipped = [{"handle": peer, "device_id": x} for x in them.untrusted]
-            skipped += [{"handle": self.handle, "device_id": x} for x in mine.untrusted
-                        if x != self.device_id]
-            skipped += [{"handle": h, "device_id": x} for h, x in failed]
-            try:
-                r = await self.api.send({"client_message_id": payload.message_id + f".{attempt}",
-                                         "recipient": peer, "envelopes": envelopes, "skipped": skipped})
-                return int(r["server_ts"])
-            except ServerRejected as exc:
-                if exc.status == 409 and exc.code == "device_mismatch" and attempt < 3:
-                    continue
-                raise
-        raise ServerUnavailable("the server kept disagreeing about the device lists")  # pragma: no cover
+    def timer(self, peer: str) -> int:
+        return timers.thread_timer(self, peer)
+
+    async def unsend(self, peer: str, message_id: str, *, secret: bool = False) -> None:
+        """Remove one of your own messages, within 24 hours, from every device of both people."""
+        record = self.store.get_message(message_id)
+        if record is None or record.get("peer") != peer or record.get("is_secret") != secret:
+            raise UsageError("there is no such message in this thread")
+        if record["sender"] != self.handle:
+            raise UsageError("you can only unsend your own messages")
+        if self.clock() - int(record["sent_at"]) > inbox.UNSEND_WINDOW_MS:
+            raise UsageError("messages can only be unsent within 24 hours of sending")
+        if secret:
+            p = sending.new_payload(self, peer, "unsend", ref=message_id)
+            await sending.send_secret(self, p)
+        else:
+            await self.api.call("POST", f"/v1/threads/{peer}/messages/{message_id}/unsend", {})
+        async with self.lock:
+            attachments.delete_local(self, record.get("attachment"))
+            self.store.delete_message(message_id, commit=False)
+            self.notice(peer, "unsent", "You unsent a message.", secret=secret, dedupe="unsend-" + message_id)
+            self.store.commit()
+
+    async def mark_read(self, peer: str, *, secret: bool, receipt: bool = True) -> int:
+        """The thread is shown: start countdowns and tell the sender; return how many were new."""
+        async with self.lock:
+            newly = timers.mark_read(self, peer, secret=secret)
+        if newly and receipt:
+            if secret:
+                await sending.send_secret(self, sending.new_payload(self, peer, "read", body=",".join(newly)))
+            else:
+                await self.api.call("POST", f"/v1/threads/{peer}/events", {"kind": "read", "ref": ",".join(newly)})
+        return len(newly)
+
+    async def send_typing(self, peer: str, *, secret: bool) -> None:
+        if secret:
+            await sending.send_secret(self, sending.new_payload(self, peer, "typing"))
+        else:
+            await self.api.call("POST", f"/v1/threads/{peer}/events", {"kind": "typing", "ref": ""})
+
+    def is_typing(self, peer: str, *, secret: bool) -> bool:
+        return self.typing.get((peer, secret), 0) > self.clock()
+
+    async def notify_screenshot(self, peer: str) -> None:
+        """Tell the other person you took a screenshot of the secret thread (nothing can prevent one)."""
+        p = sending.new_payload(self, peer, "screenshot")
+        await sending.send_secret(self, p)
+        async with self.lock:
+            self.notice(peer, "screenshot", "You took a screenshot.", dedupe=p.message_id)
+            self.store.commit()
+
+    def expire(self, now: int | None = None) -> int:
+        """Delete every message whose disappearing timer ran out (also those that ran out while closed)."""
+        return timers.expire(self, now)
+
+    def save_attachment(self, message_id: str, out: Path) -> Path:
+        record = self.store.get_message(message_id)
+        if record is None or not record.get("attachment"):
+            raise UsageError("that message has no attachment on this device")
+        return attachments.save(self, record["attachment"], Path(out))
 
     async def confirm_identity(self, peer: str) -> int:
         """Accept `peer`'s new identity key and send the messages held for them; return how many."""
-        async with self.lock:
-            if not self.directory.confirm_identity(peer):
-                return 0
-            self._notice(peer, "identity_confirmed", f"You accepted {peer}'s new identity key.")
-            held: dict[str, bytes] = dict(self.store.get(f"held:{peer}") or {})
+        return await sending.confirm_identity(self, peer)
+
+    # -- verification and reports --------------------------------------------------------------
+    def safety_number(self, peer: str) -> str:
+        """The 60-digit safety number shared with `peer` (the same on both sides)."""
+        return self.verifications.safety_number(peer)
+
+    def is_verified(self, peer: str) -> bool:
+        return bool(self.directory.peer_record(peer).get("verified"))
+
+    def mark_verified(self, peer: str, *, how: str = "safety number") -> None:
+        rec = self.directory.peer_record(peer)
+        if not rec.get("identity_key"):
+            raise UsageError(f"no identity key known for {peer} yet")
+        if not rec.get("verified"):
+            rec["verified"] = True
+            self.store.put(f"peer:{peer}", rec, commit=False)
+            self.notice(peer, "verified", f"You marked {peer} as verified ({how}).")
             self.store.commit()
-            sent = 0
-            for mid, raw in held.items():
-                self._context_peer = peer
-                try:
-                    await self._deliver_secret(decode_payload(raw))
-                finally:
-                    self._context_peer = ""
-                for r in self.store.messages(thread_key(peer, True)):
-                    if r["id"] == mid:
-                        self.store.update_message(mid, {**r, "status": "sent"})
-                sent += 1
-            self.store.delete(f"held:{peer}")
-        return sent
+
+    async def report(self, peer: str, *, secret: bool, last: int = 0, message_ids: list[str] | None = None,
+                     reason: str = "") -> dict[str, Any]:
+        """Report messages from `peer` to the server's moderators (revealing only those)."""
+        return await reports.report(self, peer, secret=secret, last=last, message_ids=message_ids,
+                                    reason=reason)
+
+    async def block(self, peer: str) -> None:
+        await self.api.call("PUT", f"/v1/blocks/{peer}")
+
+    async def unblock(self, peer: str) -> None:
+        await self.api.call("DELETE", f"/v1/blocks/{peer}")
+
+    async def blocked(self) -> list[str]:
+        return [str(h) for h in (await self.api.call("GET", "/v1/blocks"))["blocked"]]
 
     # -- receiving ----------------------------------------------------------------------------
     async def process(self, envelopes: list[Envelope]) -> list[int]:
         """Decrypt and store envelopes; return the ids that may now be acknowledged."""
-        done: list[int] = []
-        async with self.lock:
-            for env in envelopes:
-                try:
-                    if env.kind == KIND_SECRET:
-                        await self._receive_secret(env)
-                    elif env.kind == KIND_REGULAR:
-                        self._receive_regular(env)
-                    else:
-                        log.warning("envelope %d has unknown kind %d; dropped", env.id, env.kind)
-                except ServerUnavailable:
-                    break  # keep the rest queued: they come again
-                done.append(env.id)
-            if self.sessions.account_dirty:
-                self.sessions.account_dirty = False
-                self._save_state()
-            self.store.commit()
+        done = await inbox.process(self, envelopes)
+        self.expire()
         return done
-
-    def _receive_regular(self, env: Envelope) -> None:
-        try:
-            m = decode_regular(env.body)
-        except MalformedData:
-            self._notice(env.sender, "unreadable", f"A message from {env.sender} could not be read.",
-                         secret=False)
-            return
-        peer = m.to if m.sender == self.handle else m.sender
-        self._store_message(Message(id=m.message_id, peer=peer, is_secret=False, kind="text", sender=m.sender,
-                                    sender_device=m.sender_device, text=m.text, sent_at=m.ts,
-                                    status="sent" if m.sender == self.handle else "received"))
-
-    async def _receive_secret(self, env: Envelope) -> None:
-        sender = env.sender
-        if not self.store.mark_seen(hashlib.sha256(env.body).digest(), commit=False):
-            log.info("envelope %d repeats one already processed; ignored", env.id)
-            return
-        if self.identity is None:
-            return  # not linked yet: nothing for this device can be trusted
-        try:
-            peer_devices = await self.directory.get(sender)
-            entry = peer_devices.entry(env.sender_device)
-            if entry is None:
-                entry = (await self.directory.get(sender, refresh=True)).entry(env.sender_device)
-        except IdentityChanged:
-            entry = None
-        except ServerRejected:
-            entry = None
-        if entry is None:
-            self._notice(sender, "unverified_sender",
-                         f"A message from {sender} was dropped: it came from a device ({env.sender_device}) "
-                         f"that is not in {sender}'s signed device list.")
-            return
-        try:
-            plaintext = self.sessions.decrypt(entry.curve25519, env.olm_type, env.body)
-        except DecryptionFailed:
-            self._notice(sender, "decrypt_failed", f"A message from {sender} could not be decrypted.")
-            return
-        try:
-            p = decode_payload(plaintext)
-        except MalformedData:
-            self._notice(sender, "unreadable", f"A message from {sender} could not be read.")
-            return
-        if p.sender != sender or p.sender_device != env.sender_device or (
-                sender != self.handle and p.to != self.handle):
-            self._notice(sender, "unverified_sender",
-                         f"A message claiming to be from {p.sender} could not be verified and was dropped.")
-            return
-        peer = p.to if sender == self.handle else sender
-        if p.kind == "text":
-            self._store_message(Message(id=p.message_id, peer=peer, is_secret=True, kind="text",
-                                        sender=sender, sender_device=p.sender_device, text=p.body,
-                                        sent_at=p.sent_at,
-                                        status="sent" if sender == self.handle else "received"))
 
     async def sync(self) -> int:
         """Fetch everything waiting on the server (REST), process and acknowledge; return the count."""
@@ -446,7 +448,9 @@ class Device:
             envs = [Envelope(id=int(e["id"]), kind=int(e["kind"]), sender=str(e["sender"]),
                              sender_device=str(e["sender_device"]), server_ts=int(e["server_ts"]),
                              olm_type=int(e["olm_type"]), body=b64decode(str(e["body"]), what="body"),
-                             client_message_id=str(e.get("client_message_id", "")))
+                             client_message_id=str(e.get("client_message_id", "")),
+                             commitment=b64decode(str(e.get("commitment") or ""), what="commitment"),
+                             franking_tag=b64decode(str(e.get("franking_tag") or ""), what="franking tag"))
                     for e in r["envelopes"]]
             if not envs:
                 break
@@ -458,7 +462,41 @@ class Device:
                 break
         if self.is_linked:
             await self.publish_keys()
+        self.expire()
         return total
+
+    async def load_history(self) -> int:
+        """Fetch the whole readable history of regular threads (a new device sees it all)."""
+        n = 0
+        threads = (await self.api.call("GET", "/v1/threads"))["threads"]
+        for t in threads:
+            peer = str(t["peer"])
+            before: str | None = None
+            pages: list[list[dict[str, Any]]] = []
+            while True:
+                page = await self.api.history(peer, before=before, limit=100)
+                msgs = list(page["messages"])
+                if msgs:
+                    pages.append(msgs)
+                if not page.get("more") or not msgs:
+                    break
+                before = str(msgs[0]["message_id"])
+            async with self.lock:
+                for msgs in reversed(pages):
+                    for raw in msgs:
+                        raw = dict(raw)
+                        att = raw.get("attachment")
+                        m = RegularMessage(message_id=str(raw["message_id"]), sender=str(raw["sender"]),
+                                           sender_device=str(raw.get("sender_device", "")),
+                                           to=self.handle if raw["sender"] != self.handle else peer,
+                                           text=str(raw.get("text", "")), ts=int(raw["ts"]),
+                                           kind=str(raw.get("kind", "text")), sticker=str(raw.get("sticker", "")),
+                                           attachment=msgspec.convert(att, Attachment) if att else None)
+                        if not self.store.has_message(m.message_id):
+                            await inbox.apply_regular(self, m)
+                            n += 1
+                self.store.commit()
+        return n
 
 
 class Thread:
@@ -472,8 +510,34 @@ class Thread:
     def messages(self) -> list[Message]:
         return self.device.messages(self.peer, secret=self.is_secret)
 
+    @property
+    def timer(self) -> int:
+        return self.device.timer(self.peer) if self.is_secret else 0
+
     async def send(self, text: str) -> Message:
         return await self.device.send_text(self.peer, text, secret=self.is_secret)
+
+    async def send_media(self, path: Path, caption: str = "") -> Message:
+        return await self.device.send_media(self.peer, path, secret=self.is_secret, caption=caption)
+
+    async def send_sticker(self, sticker_id: str) -> Message:
+        return await self.device.send_sticker(self.peer, sticker_id, secret=self.is_secret)
+
+    async def set_timer(self, seconds: int) -> None:
+        if not self.is_secret:
+            raise UsageError("disappearing messages are a feature of secret conversations")
+        await self.device.set_timer(self.peer, seconds)
+
+    async def unsend(self, message_id: str) -> None:
+        await self.device.unsend(self.peer, message_id, secret=self.is_secret)
+
+    async def mark_read(self) -> int:
+        return await self.device.mark_read(self.peer, secret=self.is_secret)
+
+    async def notify_screenshot(self) -> None:
+        if not self.is_secret:
+            raise UsageError("screenshot notices are sent in secret conversations")
+        await self.device.notify_screenshot(self.peer)
 
     async def confirm_identity(self) -> int:
         return await self.device.confirm_identity(self.peer)

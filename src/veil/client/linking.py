@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,13 +88,17 @@ async def offer_link(device: Device) -> LinkOffer:
 
 async def link_new_device(profile: Path, server: str, handle: str, password: str, passphrase: str,
                           code: str, *, device_name: str = "linked device", timeout: float = 300.0,
-                          poll: float = 0.3) -> Device:
+                          poll: float = 0.3, clock: Callable[[], int] | None = None) -> Device:
     """Log a new device in and complete the link with the code shown on an existing device."""
     try:
         parsed = LinkCode.parse(code)
     except MalformedData as exc:
         raise LinkFailed(str(exc)) from exc
-    device = await Device.login(profile, server, handle, password, passphrase, device_name=device_name)
+    if clock is None:
+        device = await Device.login(profile, server, handle, password, passphrase, device_name=device_name)
+    else:
+        device = await Device.login(profile, server, handle, password, passphrase, device_name=device_name,
+                                    clock=clock)
     try:
         await _complete(device, parsed, timeout=timeout, poll=poll)
     except BaseException:
@@ -141,6 +146,6 @@ async def _complete(device: Device, code: LinkCode, *, timeout: float, poll: flo
     await api.delete_link(code.link_id)
     device.identity = identity
     device.directory = type(device.directory)(device.store, device.api, device.handle, identity.public_b64,
-                                              device._notice)
-    device._save_state()
+                                              device.notice)
+    device.save_state()
     device.store.commit()

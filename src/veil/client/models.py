@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,31 +20,41 @@ class Message:
     id: str
     peer: str
     is_secret: bool
-    kind: str  # "text" or "notice"
+    kind: str  # "text", "image", "video", "sticker" or "notice"
     sender: str  # handle; "" for notices
     sender_device: str
     text: str
     sent_at: int  # ms since the epoch
-    status: str = "sent"  # "sent", "received", "held" (waiting for identity confirmation)
+    status: str = "sent"  # "sent", "received", "held" (waiting for identity confirmation), "read"
     notice: str = ""  # notice code: new_device, identity_changed, decrypt_failed, ...
+    sticker: str = ""  # "pack/id"
+    attachment: dict[str, Any] | None = None  # mime, size, width, height, duration_ms, name, file, ...
+    timer: int = 0  # disappearing-message timer in force when it was sent (seconds)
+    read_at: int = 0  # when this device showed it (recipient side), ms
+    expires_at: int = 0  # when it disappears from this device, ms; 0 = never / not started
+    franking: dict[str, Any] | None = None  # the opening kept for abuse reports (secret, received)
 
     @property
     def is_notice(self) -> bool:
         return self.kind == "notice"
 
     def to_record(self) -> dict[str, Any]:
-        return {"id": self.id, "peer": self.peer, "secret": self.is_secret, "kind": self.kind,
-                "sender": self.sender, "sender_device": self.sender_device, "text": self.text,
-                "sent_at": self.sent_at, "status": self.status, "notice": self.notice}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_record(cls, r: dict[str, Any]) -> Message:
-        return cls(id=r["id"], peer=r["peer"], is_secret=r["secret"], kind=r["kind"], sender=r["sender"],
-                   sender_device=r["sender_device"], text=r["text"], sent_at=r["sent_at"],
-                   status=r.get("status", "sent"), notice=r.get("notice", ""))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in r.items() if k in names})
 
     def to_json(self) -> dict[str, Any]:
-        return self.to_record()
+        """A JSON-safe view for front ends: no franking opening, no keys, no thumbnails."""
+        out = self.to_record()
+        out.pop("franking")
+        out["secret"] = out.pop("is_secret")
+        if self.attachment is not None:
+            out["attachment"] = {k: v for k, v in self.attachment.items()
+                                 if k not in ("key", "digest", "thumbnail", "file")}
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +63,4 @@ class ThreadSummary:
     is_secret: bool
     last_ts: int
     last_text: str
+    timer: int = 0

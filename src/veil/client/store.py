@@ -112,6 +112,10 @@ class Store:
     def commit(self) -> None:
         self._db.commit()
 
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file and truncate it (after deletions)."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # -- messages --------------------------------------------------------------------------
     def add_message(self, thread: str, message_id: str, value: Any, *, commit: bool = True) -> bool:
         """Append a message to a thread; False (and nothing stored) if the id is known."""
@@ -129,15 +133,23 @@ class Store:
         mid = self._slot("mid:" + message_id)
         return self._db.execute("SELECT 1 FROM messages WHERE mid = ?", (mid,)).fetchone() is not None
 
-    def update_message(self, message_id: str, value: Any) -> None:
+    def get_message(self, message_id: str) -> Any:
+        mid = self._slot("mid:" + message_id)
+        row = self._db.execute("SELECT v FROM messages WHERE mid = ?", (mid,)).fetchone()
+        return None if row is None else self._open(row[0], mid)
+
+    def update_message(self, message_id: str, value: Any, *, commit: bool = True) -> None:
         mid = self._slot("mid:" + message_id)
         self._db.execute("UPDATE messages SET v = ? WHERE mid = ?",
                          (seal(self._enc_key, _enc.encode(value), aad=mid), mid))
-        self._db.commit()
+        if commit:
+            self._db.commit()
 
-    def delete_message(self, message_id: str) -> None:
+    def delete_message(self, message_id: str, *, commit: bool = True) -> None:
+        """Remove a message record; the freed pages are zeroed (secure_delete is on)."""
         self._db.execute("DELETE FROM messages WHERE mid = ?", (self._slot("mid:" + message_id),))
-        self._db.commit()
+        if commit:
+            self._db.commit()
 
     def messages(self, thread: str) -> list[Any]:
         rows = self._db.execute(
@@ -175,6 +187,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(path, isolation_level="DEFERRED")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA secure_delete=ON")  # deleted (disappeared) records leave no bytes behind
         db.executescript(_SCHEMA)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the local store at {path}: {exc}") from exc

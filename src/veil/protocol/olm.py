@@ -1,4 +1,4 @@
-"""The one wrapper around vodozemac (Olm): binding types never leave this module.
+"""The wrapper around vodozemac's Olm (sas.py wraps its SAS): binding types never leave these two.
 
 Callers see base64 strings, bytes and two small classes. Every decryption or session
 failure becomes DecryptionFailed.
