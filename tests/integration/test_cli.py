@@ -53,3 +53,31 @@ def test_errors_are_one_clear_line(server: ServerProcess, tmp_path: Path) -> Non
     r = subprocess.run([sys.executable, "-m", "veil", "--profile", str(alice), "sync"], capture_output=True,
                        text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 1 and "passphrase" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_media_timer_safety_and_report_commands(server: ServerProcess, tmp_path: Path) -> None:
+    from tests.integration.test_media import make_photo
+
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    veil(alice, server.url, "register", "alice")
+    veil(bob, server.url, "register", "bob")
+    photo = make_photo(tmp_path / "cat.jpg")
+    veil(alice, server.url, "send", "bob", "look", "--secret", "--photo", str(photo))
+    veil(alice, server.url, "send", "bob", "--secret", "--sticker", "heart")
+    veil(alice, server.url, "timer", "bob", "1m")
+    shown = veil(bob, server.url, "read", "alice", "--secret").stdout
+    assert "end-to-end encrypted" in shown and "image cat.jpg image/jpeg 320×200" in shown
+    assert "sticker veil-basic/heart" in shown and "disappearing messages to 1 minute" in shown
+    lines = [json.loads(x) for x in veil(bob, server.url, "read", "alice", "--secret", "--json").stdout.splitlines()]
+    photo_id = next(m["id"] for m in lines if m["kind"] == "image")
+    veil(bob, server.url, "save", "alice", photo_id, str(tmp_path / "saved.jpg"), "--secret")
+    assert (tmp_path / "saved.jpg").read_bytes() == photo.read_bytes()
+    a = veil(alice, server.url, "safety", "bob").stdout
+    b = veil(bob, server.url, "safety", "alice").stdout
+    digits = [line for line in a.splitlines() if line.replace(" ", "").isdigit()]
+    assert len(digits) == 3 and all(line in b for line in digits)
+    qr = veil(bob, server.url, "safety", "alice", "--payload").stdout.split()[-1]
+    assert "verified" in veil(alice, server.url, "verify", "bob", "--scan", qr).stdout
+    r = veil(bob, server.url, "report", "alice", "--secret", "--last", "1", "--reason", "spam")
+    assert "verified" in r.stdout
+    assert "stickers" not in veil(alice, server.url, "stickers").stderr

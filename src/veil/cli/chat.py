@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from veil.cli.common import app, fmt_time, out, print_message, run, with_device
 from veil.client.device import Device
@@ -27,7 +28,8 @@ def threads() -> None:
         for t in d.threads():
             lock = "🔒 secret " if t.is_secret else ""
             timer = f" ⏱ {describe(t.timer)}" if t.timer else ""
-            out.print(f"{lock}[bold]{t.peer}[/bold]{timer}  {fmt_time(t.last_ts)}  {t.last_text}", highlight=False)
+            out.print(f"{lock}[bold]{t.peer}[/bold]{timer}  {fmt_time(t.last_ts)}  {escape(t.last_text)}",
+                      highlight=False)
 
     run(with_device(go))
 

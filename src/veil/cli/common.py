@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from veil.client.device import Device
 from veil.client.errors import ClientError
@@ -88,7 +89,7 @@ def fmt_time(ms: int) -> str:
 def print_message(m: Message, me: str, *, show_ids: bool = False) -> None:
     stamp = f"[dim]{fmt_time(m.sent_at)}[/dim]"
     if m.is_notice:
-        out.print(f"{stamp} [yellow]— {m.text}[/yellow]", highlight=False)
+        out.print(f"{stamp} [yellow]— {escape(m.text)}[/yellow]", highlight=False)
         return
     lock = "🔒 " if m.is_secret else ""
     who = "you" if m.sender == me else m.sender
@@ -109,4 +110,4 @@ def print_message(m: Message, me: str, *, show_ids: bool = False) -> None:
     if m.timer:
         extra += f" [magenta]⏱ {describe(m.timer)}[/magenta]"
     ident = f" [dim]#{m.id}[/dim]" if show_ids else ""
-    out.print(f"{stamp} {lock}[bold]{who}[/bold]: {body}{extra}{ident}", highlight=False)
+    out.print(f"{stamp} {lock}[bold]{escape(who)}[/bold]: {escape(body)}{extra}{ident}", highlight=False)
