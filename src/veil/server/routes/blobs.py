@@ -47,7 +47,10 @@ def blobs_router(blobs: BlobService, auth: AuthDep) -> APIRouter:
         async def body() -> AsyncIterator[bytes]:
             async for chunk in blobs.chunks(row):
                 yield chunk
-            await blobs.downloaded(me, row)  # only reached when every byte went out
+            # Every byte has been handed to the server (a client that went away mid-download
+            # cancelled us before this line). Recorded before the response ends, so the
+            # device's next request already sees the blob gone when this was the last download.
+            await blobs.downloaded(me, row)
 
         return StreamingResponse(body(), media_type="application/octet-stream",
                                  headers={"content-length": str(row.size)})
