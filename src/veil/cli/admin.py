@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 if TYPE_CHECKING:
     from veil.server.storage.sql import SqlStore
@@ -81,19 +80,18 @@ def reports(data_dir: Path = DATA_DIR, db: str | None = DB,
     if as_json:
         typer.echo(json.dumps(overview, indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"Reports ({len(overview['reports'])})", show_lines=True)
-    for col in ("id", "time", "reporter", "peer", "kind", "verdict", "reason", "content"):
-        table.add_column(col, overflow="fold")
+    # One block per report rather than a table: revealed content is long and must not be folded.
+    out.print(f"[bold]Reports ({len(overview['reports'])})[/bold]")
     for r in overview["reports"]:
-        table.add_row(r["report_id"], _time(r["created_at"]), r["reporter"], r["peer"], r["kind"],
-                      r["verdict"], r["reason"], _content(r["content"]))
-    out.print(table)
-    flagged = Table(title=f"Flagged regular messages ({len(overview['flagged'])})", show_lines=True)
-    for col in ("message", "time", "from", "to", "text"):
-        flagged.add_column(col, overflow="fold")
+        out.print(f"\n[bold]{r['report_id']}[/bold]  {_time(r['created_at'])}  {r['reporter']} reported "
+                  f"{r['peer']}  {r['kind']}  [green]{r['verdict']}[/green]", soft_wrap=True, highlight=False)
+        out.print(f"  reason: {r['reason'] or '-'}", soft_wrap=True, highlight=False, markup=False)
+        for line in _content(r["content"]).splitlines():
+            out.print(f"  | {line}", soft_wrap=True, highlight=False, markup=False)
+    out.print(f"\n[bold]Flagged regular messages ({len(overview['flagged'])})[/bold]")
     for m in overview["flagged"]:
-        flagged.add_row(m["message_id"], _time(m["ts"]), m["sender"], m["recipient"], m["text"])
-    out.print(flagged)
+        out.print(f"{m['message_id']}  {_time(m['ts'])}  {m['sender']} → {m['recipient']}: {m['text']}",
+                  soft_wrap=True, highlight=False, markup=False)
 
 
 @admin_app.command()
