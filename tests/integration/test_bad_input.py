@@ -15,21 +15,25 @@ from tests.integration.people import drain, notices, register, texts
 from veil.client.device import Device
 from veil.client.errors import ServerRejected
 from veil.protocol.encoding import b64encode
+from veil.protocol.franking import commit, new_franking_key
 from veil.protocol.payload import SecretPayload, encode_payload
 
 
-async def _raw_secret(alice_device: Device, to: str, text: str, *, tamper: bool = False) -> dict[str, Any]:
+async def _raw_secret(alice_device: Device, to: str, text: str, *, tamper: bool = False,
+                      wrong_commitment: bool = False) -> dict[str, Any]:
     """Encrypt like the device does, optionally flipping one ciphertext byte, and post it."""
     peer = await alice_device.directory.get(to)
     entry = peer.devices[0]
     await alice_device.sessions.ensure(alice_device.api, [(to, entry)])
     payload = SecretPayload(message_id=uuid.uuid4().hex, sender=alice_device.handle,
                             sender_device=alice_device.device_id, to=to, sent_at=alice_device.clock(),
-                            body=text)
-    olm_type, body = alice_device.sessions.encrypt(entry.curve25519, encode_payload(payload))
+                            body=text, franking_key=new_franking_key())
+    plaintext = encode_payload(payload)
+    olm_type, body = alice_device.sessions.encrypt(entry.curve25519, plaintext)
     if tamper:
         body = body[:-5] + bytes([body[-5] ^ 0x01]) + body[-4:]
     batch = {"client_message_id": uuid.uuid4().hex, "recipient": to, "skipped": [],
+             "commitment": b64encode(commit(payload.franking_key, plaintext + (b"x" if wrong_commitment else b""))),
              "envelopes": [{"handle": to, "device_id": entry.device_id, "olm_type": olm_type,
                             "body": b64encode(body)}]}
     await alice_device.api.send(batch)
@@ -44,6 +48,7 @@ async def test_tampered_and_replayed_envelopes(server: ServerProcess, tmp_path: 
         await _raw_secret(alice, "bob", "tampered", tamper=True)
         await alice.send_text("bob", "second", secret=True)
         replay = await _raw_secret(alice, "bob", "replayed once")
+        await _raw_secret(alice, "bob", "commitment does not match", wrong_commitment=True)
         await drain(bob)
         # the same envelope again, as a replaying server (or network) would deliver it
         replay["client_message_id"] = uuid.uuid4().hex
@@ -53,6 +58,7 @@ async def test_tampered_and_replayed_envelopes(server: ServerProcess, tmp_path: 
         thread = bob.messages("alice", secret=True)
         assert texts(thread) == ["first", "second", "replayed once", "third"]
         assert len(notices(thread, "decrypt_failed")) == 1
+        assert len(notices(thread, "unverified_sender")) == 1  # the franking commitment did not match
         assert await bob.sync() == 0
     finally:
         await alice.close()
