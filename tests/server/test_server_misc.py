@@ -34,8 +34,16 @@ def test_command_line(tmp_path: Path) -> None:
                       "--envelope-max-age", "60"])
     assert (cfg.port, cfg.data_dir, cfg.envelope_max_age) == (9001, tmp_path, 60)
     assert cfg.database_url == "postgresql+asyncpg://p@h/d"
+    assert (cfg.max_blob_size, cfg.word_list) == (100 * 1024 * 1024, None)
+    assert cfg.blob_dir == tmp_path / "blobs"
+    words = tmp_path / "words.txt"
+    words.write_text("spam\n")
+    cfg = parse_args(["--max-blob-size", "1000", "--word-list", str(words)])
+    assert (cfg.max_blob_size, cfg.word_list) == (1000, words)
     with pytest.raises(SystemExit):
         parse_args(["--db", "oracle://x"])
+    with pytest.raises(SystemExit):
+        parse_args(["--word-list", str(tmp_path / "missing.txt")])
 
 
 async def test_unexpected_errors_say_nothing(tmp_path: Path) -> None:
