@@ -67,3 +67,25 @@ async def test_offline_delivery_of_100_secret_messages(server: ServerProcess, tm
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_new_device_sees_regular_history_but_no_old_secrets(server: ServerProcess, tmp_path: Path) -> None:
+    from tests.integration.people import PASSPHRASE, PASSWORD
+    from veil.client.device import Device
+
+    alice = await register(server.url, tmp_path, "alice")
+    bob = await register(server.url, tmp_path, "bob")
+    try:
+        for i in range(120):  # more than one page of history
+            await (alice if i % 2 else bob).send_text("bob" if i % 2 else "alice", f"regular {i}")
+        await alice.send_text("bob", "an old secret", secret=True)
+        laptop = await Device.login(tmp_path / "bob-laptop", server.url, "bob", PASSWORD, PASSPHRASE)
+        try:
+            assert texts(laptop.messages("alice", secret=False)) == [f"regular {i}" for i in range(120)]
+            await drain(laptop)
+            assert texts(laptop.messages("alice", secret=True)) == []
+        finally:
+            await laptop.close()
+    finally:
+        await alice.close()
+        await bob.close()
