@@ -1,5 +1,6 @@
 """`python -m veil.server --port N --data-dir D [--db URL] [--envelope-max-age S] [--max-blob-size B]
-[--word-list FILE]`."""
+[--word-list FILE] [--redis URL] [--redis-prefix P] [--recheck-interval S] [--workers N]
+[--log-format text|json]`."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                    help="largest attachment blob accepted (default 100 MiB)")
     p.add_argument("--word-list", type=Path, default=None, metavar="FILE",
                    help="flag regular messages containing any of these words (one per line)")
+    p.add_argument("--redis", default=None, metavar="URL",
+                   help="redis://host:port/db: wake streams across nodes (several servers on one PostgreSQL)")
+    p.add_argument("--redis-prefix", default="veil", metavar="PREFIX",
+                   help="Redis channel prefix (several deployments on one Redis)")
+    p.add_argument("--recheck-interval", type=float, default=1.5, metavar="SECONDS",
+                   help="multi-node: each stream re-reads its mailbox this often (jittered)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on one port (PostgreSQL only)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    # Password hashing cost (Argon2id); lowered only by tests and benchmarks.
+    p.add_argument("--argon2-time-cost", type=int, default=3, help=argparse.SUPPRESS)
+    p.add_argument("--argon2-memory-kib", type=int, default=65536, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.word_list is not None and not a.word_list.is_file():
         p.error(f"--word-list: no such file: {a.word_list}")
@@ -34,11 +46,17 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             normalise_db_url(a.db)
         except ValueError as exc:
             p.error(str(exc))
-    return ServerConfig(host=a.host, port=a.port, data_dir=a.data_dir, db_url=a.db,
-                        envelope_max_age=a.envelope_max_age, max_body=a.max_body,
-                        login_failures_per_handle=a.login_failures,
-                        login_failures_per_address=a.login_failures,
-                        log_file=a.log_file, max_blob_size=a.max_blob_size, word_list=a.word_list)
+    try:
+        return ServerConfig(host=a.host, port=a.port, data_dir=a.data_dir, db_url=a.db,
+                            envelope_max_age=a.envelope_max_age, max_body=a.max_body,
+                            login_failures_per_handle=a.login_failures,
+                            login_failures_per_address=a.login_failures,
+                            log_file=a.log_file, max_blob_size=a.max_blob_size, word_list=a.word_list,
+                            redis_url=a.redis, redis_prefix=a.redis_prefix, recheck_interval=a.recheck_interval,
+                            workers=a.workers, log_format=a.log_format, argon2_time_cost=a.argon2_time_cost,
+                            argon2_memory_kib=a.argon2_memory_kib)
+    except ValueError as exc:
+        p.error(str(exc))
 
 
 def main(argv: list[str] | None = None) -> None:

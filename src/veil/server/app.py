@@ -8,13 +8,15 @@ import logging
 from collections.abc import AsyncIterator
 
 from argon2 import PasswordHasher
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from veil.server.bus import RedisBus
 from veil.server.clock import Clock, SystemClock
 from veil.server.config import ServerConfig
 from veil.server.errors import install_error_handlers
 from veil.server.hub import Hub
+from veil.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from veil.server.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from veil.server.routes.accounts import accounts_router
 from veil.server.routes.blobs import blobs_router
@@ -61,14 +63,17 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     startup and closed on shutdown."""
     clock = clock or SystemClock()
     store = store if store is not None else SqlStore(config.database_url)
-    hub = Hub()
+    metrics = Metrics()
+    bus = RedisBus(config.redis_url, config.redis_prefix, metrics.redis_up.set) if config.redis_url else None
+    hub = Hub(bus)
     limiter = LoginLimiter(clock, per_handle=config.login_failures_per_handle,
                            per_address=config.login_failures_per_address, window_s=config.login_window)
     hasher = PasswordHasher(time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_kib)
     accounts = AccountService(store, clock, hub, limiter, hasher)
     keys = KeyService(store, hub)
     franker = Franker(store)
-    mailbox = MailboxService(store, clock, hub, franker, envelope_max_age_ms=config.envelope_max_age * 1000)
+    mailbox = MailboxService(store, clock, hub, franker, envelope_max_age_ms=config.envelope_max_age * 1000,
+                             metrics=metrics)
     words = WordList.load(config.word_list) if config.word_list is not None else None
     threads = ThreadService(store, clock, hub, words)
     links = LinkService(store, clock)
@@ -78,7 +83,10 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await store.migrate()
+        if config.migrate:
+            await store.migrate()
+        if bus is not None:
+            bus.start(hub)
         purger = asyncio.create_task(_purge_forever(mailbox, blobs, config.purge_interval))
         try:
             yield
@@ -86,6 +94,8 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            if bus is not None:
+                await bus.stop()
             await store.close()
 
     app = FastAPI(title="Veil server", version="1", lifespan=lifespan,
@@ -95,6 +105,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     app.state.hub = hub
     app.state.mailbox = mailbox
     app.state.blobs = blobs
+    app.state.metrics = metrics
     install_error_handlers(app)
 
     auth = make_auth(accounts)
@@ -107,9 +118,17 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     app.include_router(blobs_router(blobs, auth))
     app.include_router(blocks_router(blocks, auth))
     app.include_router(reports_router(reports, auth))
-    app.include_router(stream_router(accounts, mailbox, keys, hub))
+    app.include_router(stream_router(accounts, mailbox, keys, hub,
+                                     recheck=config.recheck_interval if config.multi_node else None,
+                                     on_open=metrics.connections.inc))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        body = await metrics.render(store.count_envelopes)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     # Added last = outermost: the size limit runs before anything reads the body. Blob uploads
     # stream to disk under their own limit (--max-blob-size), so they are exempt.
     app.add_middleware(BodyLimitMiddleware, max_body=config.max_body, exempt=("/v1/blobs",))
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)
     return app

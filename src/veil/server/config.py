@@ -54,6 +54,25 @@ class ServerConfig:
     log_file: Path | None = None
     max_blob_size: int = 100 * MIB  # bytes per uploaded blob (POST /v1/blobs has its own limit)
     word_list: Path | None = None  # one word per line; regular messages matching one are flagged
+    # Multi-node: wake-ups cross nodes over Redis pub/sub; the database stays the source of truth.
+    redis_url: str | None = None
+    redis_prefix: str = "veil"  # channel name prefix (several deployments or test runs on one Redis)
+    recheck_interval: float = 1.5  # seconds (jittered) between mailbox re-checks of each stream, multi-node
+    workers: int = 1  # uvicorn worker processes on one port (PostgreSQL needed beyond one)
+    log_format: str = "text"  # "text" or "json" (JSON lines)
+    migrate: bool = True  # run migrations at start (with --workers the parent does it once)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        if self.workers > 1 and not self.database_url.startswith("postgresql"):
+            raise ValueError("--workers > 1 needs PostgreSQL (--db postgresql://...): SQLite serves one process")
+        if self.log_format not in ("text", "json"):
+            raise ValueError("--log-format is text or json")
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("--redis takes a redis://host:port/db URL")
+        if self.recheck_interval <= 0:
+            raise ValueError("--recheck-interval must be positive")
 
     @property
     def database_url(self) -> str:
@@ -61,6 +80,11 @@ class ServerConfig:
         if self.db_url:
             return normalise_db_url(self.db_url)
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'veil.db'}"
+
+    @property
+    def multi_node(self) -> bool:
+        """Streams may be woken from elsewhere (Redis or sibling workers): they re-check on a timer."""
+        return self.redis_url is not None or self.workers > 1
 
     @property
     def blob_dir(self) -> Path:

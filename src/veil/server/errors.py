@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
@@ -161,6 +161,14 @@ async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
                         status_code=503, headers={"Retry-After": "5"})
 
 
+async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+    # A connection the database dropped (pg_terminate_backend, restart) surfaces as a DBAPIError
+    # with connection_invalidated; the pool replaces it (pool_pre_ping), so the client may retry.
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return await _db_unavailable(request, exc)
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log (no request bodies in it); the peer learns nothing.
     # Only frame locations are logged: exception text (e.g. SQL parameters) may hold secrets.
@@ -175,4 +183,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _db_unavailable)
     app.add_exception_handler(InterfaceError, _db_unavailable)
+    app.add_exception_handler(DBAPIError, _dbapi_error)
     app.add_exception_handler(Exception, _unexpected)

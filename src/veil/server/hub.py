@@ -9,9 +9,19 @@ message content. Waking is a flag, never a queue: a slow reader holds back only 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterable
+from typing import Protocol
 
-__all__ = ["Hub", "StreamSlot"]
+__all__ = ["Hub", "Publisher", "StreamSlot"]
+
+
+class Publisher(Protocol):
+    """Forwards this node's wake-ups to the other nodes (`bus.RedisBus`)."""
+
+    def publish_wake(self, device_ids: list[str]) -> None: ...
+    def publish_keys_low(self, device_id: str, count: int) -> None: ...
+    def publish_disconnect(self, device_id: str, code: int) -> None: ...
 
 
 class StreamSlot:
@@ -27,14 +37,29 @@ class StreamSlot:
     def wake(self) -> None:
         self._event.set()
 
-    async def wait(self) -> None:
-        await self._event.wait()
+    async def wait(self, recheck: float | None = None) -> None:
+        """Until woken; with `recheck` (seconds, jittered ±25 %), at the latest then, with `mail` set."""
+        if recheck is None:
+            await self._event.wait()
+        else:
+            try:
+                await asyncio.wait_for(self._event.wait(), recheck * (0.75 + random.random() / 2))
+            except TimeoutError:
+                self.mail = True  # a wake-up from another node may have been lost
         self._event.clear()
 
 
 class Hub:
-    def __init__(self) -> None:
+    """Local streams by device id. With a `publisher`, every wake-up also goes to the other nodes,
+    which apply it through the `apply_*` methods (the bus calls them)."""
+
+    def __init__(self, publisher: Publisher | None = None) -> None:
         self._slots: dict[str, set[StreamSlot]] = {}
+        self.publisher = publisher
+
+    @property
+    def open_streams(self) -> int:
+        return sum(len(s) for s in self._slots.values())
 
     def register(self, device_id: str) -> StreamSlot:
         slot = StreamSlot(device_id)
@@ -53,18 +78,42 @@ class Hub:
 
     def notify(self, device_ids: Iterable[str]) -> None:
         """New envelopes were committed for these devices."""
-        for device_id in set(device_ids):
+        ids = list(set(device_ids))
+        self.apply_wake(ids)
+        if self.publisher is not None:
+            self.publisher.publish_wake(ids)
+
+    def keys_low(self, device_id: str, count: int) -> None:
+        self.apply_keys_low(device_id, count)
+        if self.publisher is not None:
+            self.publisher.publish_keys_low(device_id, count)
+
+    def disconnect(self, device_id: str, code: int) -> None:
+        """Close every stream of a device (revoked): its token no longer works."""
+        self.apply_disconnect(device_id, code)
+        if self.publisher is not None:
+            self.publisher.publish_disconnect(device_id, code)
+
+    # -- local effects (also what the other nodes' wake-ups do here) ----------------------------
+    def apply_wake(self, device_ids: list[str]) -> None:
+        for device_id in device_ids:
             for slot in self._slots.get(device_id, ()):
                 slot.mail = True
                 slot.wake()
 
-    def keys_low(self, device_id: str, count: int) -> None:
+    def apply_keys_low(self, device_id: str, count: int) -> None:
         for slot in self._slots.get(device_id, ()):
             slot.keys_low = count
             slot.wake()
 
-    def disconnect(self, device_id: str, code: int) -> None:
-        """Close every stream of a device (revoked): its token no longer works."""
+    def apply_disconnect(self, device_id: str, code: int) -> None:
         for slot in self._slots.get(device_id, ()):
             slot.close_code = code
             slot.wake()
+
+    def wake_all(self) -> None:
+        """Every local stream re-reads its mailbox (after a gap in the cross-node wake-ups)."""
+        for slots in self._slots.values():
+            for slot in slots:
+                slot.mail = True
+                slot.wake()

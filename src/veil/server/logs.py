@@ -7,6 +7,7 @@ access log (which would print query strings) is replaced by AccessLogMiddleware.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback
@@ -28,9 +29,21 @@ class _NoDetailFormatter(logging.Formatter):
         return f"Traceback (most recent call last):\n{frames}{name} (detail withheld)"
 
 
-def setup_logging(log_path: Path, level: int = logging.INFO) -> None:
+class _JsonFormatter(_NoDetailFormatter):
+    """One JSON object per line: ts, level, logger, msg (and exc, frames only). The message is
+    the same content-free text the plain format carries."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name,
+               "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(log_path: Path, level: int = logging.INFO, *, json_lines: bool = False) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    formatter = _NoDetailFormatter(FORMAT)
+    formatter: logging.Formatter = _JsonFormatter() if json_lines else _NoDetailFormatter(FORMAT)
     file_handler = logging.FileHandler(log_path, encoding="utf-8")
     stderr_handler = logging.StreamHandler(sys.stderr)
     for h in (file_handler, stderr_handler):

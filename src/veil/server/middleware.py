@@ -10,6 +10,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from veil.server.metrics import Metrics
+
 __all__ = ["AccessLogMiddleware", "BodyLimitMiddleware"]
 
 access_log = logging.getLogger("veil.server.access")
@@ -108,10 +110,13 @@ class BodyLimitMiddleware:
 
 
 class AccessLogMiddleware:
-    """One line per request: method, path, status, duration. Never headers, query values or bodies."""
+    """One line per request: method, path, status, duration. Never headers, query values or bodies.
+    With `metrics`, HTTP latencies also go to a histogram labelled by route template (never the
+    concrete path, which may name a handle)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -131,5 +136,10 @@ class AccessLogMiddleware:
             await self.app(scope, receive, watch)
         finally:
             method = scope.get("method", "WS")
+            elapsed = time.perf_counter() - start
             access_log.info("%s %s %s %.1fms", method, scope.get("path", ""), status["code"] or "-",
-                            (time.perf_counter() - start) * 1000)
+                            elapsed * 1000)
+            if self.metrics is not None and scope["type"] == "http":
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                self.metrics.request_seconds.labels(method, template).observe(elapsed)

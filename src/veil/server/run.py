@@ -1,42 +1,104 @@
-"""`serve(config)`: run the app under uvicorn with the fastest available loop and parsers."""
+"""`serve(config)`: run the app under uvicorn with the fastest available loop and parsers.
+
+With `workers > 1` (PostgreSQL only) the parent migrates the database once, hands the config to
+the workers in an environment variable and lets uvicorn start N processes on one port; each
+worker builds its app with `app_from_env()`. Sibling workers wake each other's streams through
+Redis when `--redis` is given; without it their streams still see everything through the
+periodic mailbox re-check (delayed by up to `recheck_interval`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import importlib.util
+import json
 import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from veil.server.app import build_app
 from veil.server.config import ServerConfig, redact_db_url
 from veil.server.logs import setup_logging
+from veil.server.storage.sql import SqlStore
 
-__all__ = ["serve"]
+__all__ = ["ENV_CONFIG", "app_from_env", "config_from_env", "config_to_env", "serve"]
 
 log = logging.getLogger("veil.server")
+
+ENV_CONFIG = "VEIL_SERVER_CONFIG"
+_PATHS = ("data_dir", "log_file", "word_list")
 
 
 def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def config_to_env(config: ServerConfig) -> str:
+    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
+    return json.dumps(values)
+
+
+def config_from_env() -> ServerConfig:
+    values: dict[str, Any] = json.loads(os.environ[ENV_CONFIG])
+    for k in _PATHS:
+        if values.get(k) is not None:
+            values[k] = Path(values[k])
+    return ServerConfig(**values)
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory each worker process calls."""
+    config = config_from_env()
+    setup_logging(config.log_path, json_lines=config.log_format == "json")
+    return build_app(config)
+
+
+async def _migrate(url: str) -> None:
+    store = SqlStore(url)
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+
+
+def _uvicorn_options(config: ServerConfig) -> dict[str, Any]:
+    return {
+        "host": config.host,
+        "port": config.port,
+        "loop": "uvloop" if _have("uvloop") else "asyncio",
+        "http": "httptools" if _have("httptools") else "h11",
+        "ws": "websockets-sansio" if _have("websockets") else "auto",
+        "access_log": False,
+        "log_config": None,  # keep the handlers setup_logging installed
+        "proxy_headers": False,  # client address for rate limits is the socket peer
+        "ws_max_size": 1024 * 1024,
+        "timeout_graceful_shutdown": 5,
+        "backlog": 4096,  # 1,000 devices connecting at once
+    }
+
+
 def serve(config: ServerConfig) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(config.log_path)
-    app = build_app(config)
-    print(f"veil server listening on http://{config.host}:{config.port} "
-          f"(database {redact_db_url(config.database_url)}, log {config.log_path})", flush=True)
-    uv = uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        loop="uvloop" if _have("uvloop") else "asyncio",
-        http="httptools" if _have("httptools") else "h11",
-        ws="websockets-sansio" if _have("websockets") else "auto",
-        access_log=False,
-        log_config=None,  # keep the handlers setup_logging installed
-        proxy_headers=False,  # client address for rate limits is the socket peer
-        ws_max_size=1024 * 1024,
-        timeout_graceful_shutdown=5,
-    )
-    uvicorn.Server(uv).run()
+    setup_logging(config.log_path, json_lines=config.log_format == "json")
+    where = (f"database {redact_db_url(config.database_url)}, log {config.log_path}"
+             + (f", redis {redact_db_url(config.redis_url)}" if config.redis_url else "")
+             + (f", {config.workers} workers" if config.workers > 1 else ""))
+    print(f"veil server listening on http://{config.host}:{config.port} ({where})", flush=True)
+    if config.workers == 1:
+        uvicorn.Server(uvicorn.Config(build_app(config), **_uvicorn_options(config))).run()
+        return
+    asyncio.run(_migrate(config.database_url))  # once, before any worker starts
+    if config.redis_url is None:
+        log.warning("--workers without --redis: streams see other workers' messages on re-check only "
+                    "(every %.1f s)", config.recheck_interval)
+    os.environ[ENV_CONFIG] = config_to_env(dataclasses.replace(config, migrate=False))
+    # Every worker writes its metrics here; /metrics sums them (prometheus_client multiprocess mode).
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="veil-metrics-"))
+    uvicorn.run("veil.server.run:app_from_env", factory=True, workers=config.workers,
+                **_uvicorn_options(config))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -75,8 +75,9 @@ def _frames(rows: Sequence[EnvelopeRow]) -> list[Deliver]:
 
 class _Connection:
     def __init__(self, ws: WebSocket, device: DeviceRow, slot: StreamSlot, mailbox: MailboxService,
-                 keys: KeyService) -> None:
+                 keys: KeyService, recheck: float | None) -> None:
         self.ws = ws
+        self.recheck = recheck
         self.device = device
         self.slot = slot
         self.mailbox = mailbox
@@ -103,6 +104,7 @@ class _Connection:
             for frame in _frames(fresh):
                 await self.send(frame)
                 self.sent.update(e.id for e in frame.envelopes)
+                self.mailbox.delivered(len(frame.envelopes))
             if len(rows) < PAGE:
                 # A full scan: forget ids acknowledged some other way (REST ack, purge).
                 self.sent &= seen
@@ -129,7 +131,7 @@ class _Connection:
             if announced and self.slot.keys_low is not None:
                 n, self.slot.keys_low = self.slot.keys_low, None
                 await self.send(KeysLow(one_time_keys=n))
-            await self.slot.wait()
+            await self.slot.wait(self.recheck)
 
     async def reader(self) -> None:
         while True:
@@ -157,7 +159,10 @@ class _Connection:
                 pass
 
 
-def stream_router(accounts: AccountService, mailbox: MailboxService, keys: KeyService, hub: Hub) -> APIRouter:
+def stream_router(accounts: AccountService, mailbox: MailboxService, keys: KeyService, hub: Hub, *,
+                  recheck: float | None = None, on_open: Callable[[int], None] | None = None) -> APIRouter:
+    """`recheck`: seconds between mailbox re-reads of an idle stream (multi-node: a wake-up from
+    another node may be lost); `on_open(+1/-1)` follows the number of open streams."""
     r = APIRouter()
 
     @r.websocket("/v1/stream")
@@ -171,7 +176,9 @@ def stream_router(accounts: AccountService, mailbox: MailboxService, keys: KeySe
             return
         await ws.accept()
         slot = hub.register(device.device_id)
-        conn = _Connection(ws, device, slot, mailbox, keys)
+        if on_open is not None:
+            on_open(1)
+        conn = _Connection(ws, device, slot, mailbox, keys, recheck)
         reader = asyncio.create_task(conn.reader())
         writer = asyncio.create_task(conn.writer())
         try:
@@ -192,6 +199,8 @@ def stream_router(accounts: AccountService, mailbox: MailboxService, keys: KeySe
                 t.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
             hub.unregister(slot)
+            if on_open is not None:
+                on_open(-1)
             if ws.client_state == WebSocketState.CONNECTED:
                 with contextlib.suppress(*_GONE):
                     await ws.close()

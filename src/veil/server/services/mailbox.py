@@ -8,6 +8,7 @@ metadata log. Envelopes to a recipient who blocks the sender are dropped without
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from veil.protocol.wire import KIND_SECRET
 from veil.server.clock import Clock
 from veil.server.errors import BadRequest, Conflict, NotFound
 from veil.server.hub import Hub
+from veil.server.metrics import Metrics
 from veil.server.services.franking import Franker
 from veil.server.storage.base import BatchResult, DeviceRow, EnvelopeRow, NewEnvelope, Store
 
@@ -39,8 +41,9 @@ def _targets_json(targets: set[Target]) -> list[dict[str, str]]:
 
 class MailboxService:
     def __init__(self, store: Store, clock: Clock, hub: Hub, franker: Franker, *,
-                 envelope_max_age_ms: int) -> None:
+                 envelope_max_age_ms: int, metrics: Metrics | None = None) -> None:
         self._store = store
+        self._metrics = metrics
         self._clock = clock
         self._hub = hub
         self._franker = franker
@@ -78,10 +81,15 @@ class MailboxService:
                             franking_tag=self._franker.tag(key, commitment, sender.handle, sender.device_id,
                                                            e.handle, e.device_id, now) if commitment else b"")
                 for e in envelopes if not (dropped and e.handle == recipient)]
+        started = time.perf_counter()
         result = await self._store.store_batch(sender.device_id, client_message_id, now, rows,
                                                count=len(envelopes), log=True)
         if result.created:
             self._hub.notify(r.device_id for r in rows)  # after commit, never before
+            if self._metrics is not None:
+                self._metrics.send_commit_seconds.observe(time.perf_counter() - started)
+                self._metrics.messages_stored.inc()
+                self._metrics.envelopes_stored.inc(len(rows))
             log.info("batch from %s/%s to %s: %d envelopes", sender.handle, sender.device_id, recipient,
                      len(rows))
         return result
@@ -94,7 +102,15 @@ class MailboxService:
         return await self._store.fetch_envelopes(device_id, after_id=after_id, limit=limit)
 
     async def ack(self, device: DeviceRow, ids: Sequence[int]) -> int:
-        return await self._store.delete_envelopes(device.device_id, ids)
+        n = await self._store.delete_envelopes(device.device_id, ids)
+        if self._metrics is not None and n:
+            self._metrics.envelopes_acked.inc(n)
+        return n
+
+    def delivered(self, n: int) -> None:
+        """`n` envelopes were pushed on a stream (for /metrics)."""
+        if self._metrics is not None:
+            self._metrics.envelopes_delivered.inc(n)
 
     async def purge(self) -> int:
         now = self._clock.now_ms()

@@ -91,3 +91,6 @@ class ExtrasStore(Protocol):
     # -- envelope metadata log -------------------------------------------------------------
     async def envelope_log_of(self, handle: str) -> list[LogRow]:
         """Log rows where `handle` is the sender or the recipient, oldest first."""
+
+    async def count_envelopes(self) -> int:
+        """Envelopes stored and not yet acknowledged, over every device (the /metrics queue depth)."""

@@ -8,7 +8,15 @@ from sqlalchemy.exc import IntegrityError
 from veil.server.storage.base import Duplicate
 from veil.server.storage.base_extras import BlobRow, LogRow, ReportRow
 from veil.server.storage.dialect import insert_ignore
-from veil.server.storage.schema import blob_downloads, blobs, blocks, envelope_log, reports, server_secrets
+from veil.server.storage.schema import (
+    blob_downloads,
+    blobs,
+    blocks,
+    envelope_log,
+    envelopes,
+    reports,
+    server_secrets,
+)
 from veil.server.storage.sql_base import SqlBase
 
 __all__ = ["SqlExtras"]
@@ -120,3 +128,7 @@ class SqlExtras(SqlBase):
         return [LogRow(sender=r.sender, sender_device=r.sender_device, recipient_handle=r.recipient_handle,
                        recipient_device=r.recipient_device, server_ts=r.server_ts, size=r.size)
                 for r in rows]
+
+    async def count_envelopes(self) -> int:
+        async with self._read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(envelopes))).scalar_one())
