@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from veil.cli import app as _app_cmds  # noqa: F401  (registers `app` and `demo`)
 from veil.cli import chat, verify  # noqa: F401  (they register their commands on `app`)
 from veil.cli.admin import admin_app
 from veil.cli.common import DEFAULT_SERVER, Ctx, app, fmt_time, out, passphrase, password, run, with_device
