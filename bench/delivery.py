@@ -1,0 +1,172 @@
+"""Benchmarks 1 and 2: durable delivery throughput and latency over WebSocket streams.
+
+K sender and K receiver devices; senders POST 200-byte pre-encrypted (opaque) envelopes, the
+receivers hold streams and acknowledge; a message counts when its receiver got it (the server
+pushes only committed envelopes) and acknowledged it. Targets: SQLite one node, PostgreSQL one
+node, PostgreSQL two nodes + Redis.
+
+    python bench/delivery.py [--seconds 3] [--k 8] [--targets sqlite,pg,pg2] [--rates 100,1000,5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import struct
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.common import (
+    REDIS,
+    Node,
+    drop_pg_database,
+    pct,
+    person,
+    pg_database,
+    raise_fd_limit,
+    record,
+    send_json,
+    start_node,
+    ws_url,
+)
+from veil.protocol.wire import Ack, Deliver, decode_server_frame, encode_frame
+
+BODY = 200
+
+
+@dataclass
+class Receiver:
+    latencies: list[float] = field(default_factory=list)
+    count: int = 0
+
+    async def run(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in ws:
+                if not isinstance(raw, bytes):
+                    continue
+                frame = decode_server_frame(raw)
+                if isinstance(frame, Deliver):
+                    await ws.send(encode_frame(Ack(ids=[e.id for e in frame.envelopes])))
+                    now = time.perf_counter_ns()
+                    for e in frame.envelopes:
+                        (sent,) = struct.unpack_from("<q", e.body)
+                        if sent:
+                            self.latencies.append((now - sent) / 1e6)
+                        self.count += 1
+
+
+async def _workload(urls: list[str], k: int, mode: str, seconds: float, rate: int = 0) -> dict[str, float]:
+    """mode 'throughput': closed loop (each sender 4 requests in flight); 'latency': open loop at `rate`/s."""
+    send_url, recv_url = urls[0], urls[-1]
+    async with httpx.AsyncClient(base_url=send_url, timeout=30, limits=httpx.Limits(max_connections=4 * k)) as hs, \
+            httpx.AsyncClient(base_url=recv_url, timeout=30) as hr:
+        tag = str(time.monotonic_ns())[-6:]
+        senders = [await person(hs, f"s{tag}{i}") for i in range(k)]
+        receivers = [await person(hr, f"r{tag}{i}") for i in range(k)]
+        recs = [Receiver() for _ in range(k)]
+        socks = [await connect(ws_url(recv_url), additional_headers=r.headers, max_size=8 * 1024 * 1024)
+                 for r in receivers]
+        tasks = [asyncio.create_task(rec.run(ws)) for rec, ws in zip(recs, socks, strict=True)]
+        await asyncio.sleep(0.3)
+        sent = errors = 0
+        stop_at = time.perf_counter() + seconds
+
+        async def post(i: int) -> None:
+            nonlocal sent, errors
+            body = struct.pack("<q", time.perf_counter_ns() if mode == "latency" else 0).ljust(BODY, b"\x00")
+            r = await hs.post("/v1/messages", headers=senders[i].headers, json=send_json(receivers[i], body))
+            if r.status_code == 200:
+                sent += 1
+            else:
+                errors += 1
+
+        start = time.perf_counter()
+        if mode == "throughput":
+            async def lane(i: int) -> None:
+                while time.perf_counter() < stop_at:
+                    await post(i)
+            await asyncio.gather(*(lane(i % k) for i in range(4 * k)))
+        else:
+            inflight: set[asyncio.Task[None]] = set()
+            n = 0
+            while (now := time.perf_counter()) < stop_at:
+                due = int((now - start) * rate)
+                while n < due:
+                    t = asyncio.create_task(post(n % k))
+                    inflight.add(t)
+                    t.add_done_callback(inflight.discard)
+                    n += 1
+                await asyncio.sleep(0.0005)
+            await asyncio.gather(*inflight)
+        elapsed = time.perf_counter() - start
+        deadline = time.perf_counter() + 10
+        while sum(r.count for r in recs) < sent and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+        done = time.perf_counter() - start
+        for ws in socks:
+            await ws.close()
+        for t in tasks:
+            t.cancel()
+        got = sum(r.count for r in recs)
+        lat = [x for r in recs for x in r.latencies]
+        return {"sent": sent, "errors": errors, "delivered": got, "rate": got / done, "offered": sent / elapsed,
+                "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99)}
+
+
+async def _nodes(target: str, tmp: Path) -> tuple[list[Node], str | None]:
+    if target == "sqlite":
+        return [start_node(tmp / "sqlite")], None
+    db = await pg_database()
+    if target == "pg":
+        return [start_node(tmp / "pg", "--db", db)], db
+    prefix = f"bench{time.monotonic_ns()}"
+    args = ("--db", db, "--redis", REDIS, "--redis-prefix", prefix)
+    return [start_node(tmp / "pg2a", *args), start_node(tmp / "pg2b", *args)], db
+
+
+async def run(targets: list[str], seconds: float, k: int, rates: list[int]) -> dict[str, dict[str, float]]:
+    raise_fd_limit()
+    out: dict[str, dict[str, float]] = {}
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as d:
+        for target in targets:
+            nodes, db = await _nodes(target, Path(d))
+            try:
+                urls = [n.url for n in nodes]
+                t = await _workload(urls, k, "throughput", seconds)
+                out[f"{target}/throughput"] = t
+                lines.append(f"delivery throughput [{target}, K={k}, {seconds:.0f} s]: {t['rate']:.0f} msg/s "
+                             f"durably delivered ({t['delivered']:.0f} of {t['sent']:.0f} sent, "
+                             f"{t['errors']:.0f} errors)")
+                for rate in rates:
+                    lat = await _workload(urls, k, "latency", seconds, rate)
+                    out[f"{target}/latency{rate}"] = lat
+                    lines.append(f"latency [{target}] offered {rate}/s (achieved {lat['offered']:.0f}/s): "
+                                 f"p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms")
+            finally:
+                for n in nodes:
+                    n.stop()
+                if db:
+                    await drop_pg_database(db)
+    record("Delivery (benchmarks 1 and 2)", lines)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--targets", default="sqlite,pg,pg2")
+    p.add_argument("--rates", default="100,1000,5000")
+    a = p.parse_args()
+    asyncio.run(run(a.targets.split(","), a.seconds, a.k, [int(x) for x in a.rates.split(",")]))
+
+
+if __name__ == "__main__":
+    main()
