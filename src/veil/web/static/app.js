@@ -61,13 +61,15 @@
     return refreshing;
   }
 
+  let leaving = false; // a form is being submitted: a live reload now would race its answer
   function listen() {
     if (!body.dataset.events) return;
     const es = new EventSource(body.dataset.events);
     es.onmessage = () => {
       if (body.dataset.part) refreshPart();
-      else window.location.reload();
+      else if (!leaving) window.location.reload();
     };
+    window.addEventListener("pagehide", () => es.close());
   }
 
   async function post(form, submitter) {
@@ -81,6 +83,7 @@
 
   document.addEventListener("submit", async (ev) => {
     const form = ev.target;
+    if (!body.dataset.part) leaving = true;
     if (!body.dataset.part || !(form.classList.contains("js-post") || form.classList.contains("unsend"))) return;
     ev.preventDefault();
     const text = form.querySelector("#text");

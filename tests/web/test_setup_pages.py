@@ -1,0 +1,48 @@
+"""A fresh profile in the browser: sign up on the first page; later launches ask for the passphrase."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.conftest import ServerProcess
+from tests.web.conftest import start_app
+
+pytestmark = pytest.mark.timeout(180)
+expect.set_options(timeout=20000)
+
+
+def test_sign_up_then_unlock(chromium: Browser, server: ServerProcess, tmp_path: Path, shots: Path) -> None:
+    profile = tmp_path / "carol"
+    ctx = chromium.new_context(viewport={"width": 375, "height": 760}, is_mobile=True, has_touch=True)
+    app = start_app(profile, server.url, passphrase=None)
+    try:
+        page = ctx.new_page()
+        page.goto(app.url)
+        expect(page.locator("summary", has_text="Sign up")).to_be_visible()
+        assert page.input_value("#su-server") == server.url
+        page.fill("#su-handle", "carol")
+        page.fill("#su-password", "carol's password")
+        page.fill("#su-passphrase", "carol's passphrase")
+        page.screenshot(path=str(shots / "20-sign-up-phone.png"), full_page=True)
+        page.click("button:has-text('Create account')")
+        expect(page.locator("h1")).to_have_text("carol")
+        assert page.url.endswith("/inbox")
+    finally:
+        app.stop()
+    app = start_app(profile, server.url, passphrase=None)  # no VEIL_PASSPHRASE: the unlock screen
+    try:
+        page = ctx.new_page()
+        page.goto(app.url)
+        page.fill("#passphrase", "not it")
+        page.click("button:has-text('Unlock')")
+        expect(page.locator(".error")).to_contain_text("passphrase")
+        page.screenshot(path=str(shots / "21-unlock-wrong-phone.png"), full_page=True)
+        page.fill("#passphrase", "carol's passphrase")
+        page.click("button:has-text('Unlock')")
+        expect(page.locator("h1")).to_have_text("carol")
+    finally:
+        app.stop()
+        ctx.close()
