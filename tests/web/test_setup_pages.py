@@ -46,3 +46,36 @@ def test_sign_up_then_unlock(chromium: Browser, server: ServerProcess, tmp_path:
     finally:
         app.stop()
         ctx.close()
+
+
+def test_link_a_new_device(chromium: Browser, server: ServerProcess, tmp_path: Path, shots: Path) -> None:
+    """The old device shows a code; the new one enters it and can then open secret conversations."""
+    from tests.integration.people import PASSPHRASE, PASSWORD
+    from tests.web.test_two_people import register
+
+    register(server, tmp_path / "alice-phone", "alice")
+    ctx = chromium.new_context(viewport={"width": 375, "height": 760}, is_mobile=True, has_touch=True)
+    old = start_app(tmp_path / "alice-phone", server.url, passphrase=PASSPHRASE)
+    new = start_app(tmp_path / "alice-laptop", server.url, passphrase=None)
+    try:
+        phone, laptop = ctx.new_page(), ctx.new_page()
+        phone.goto(old.url)
+        phone.click("a:has-text('Link a device')")
+        phone.click("button:has-text('Show a code')")
+        code = phone.locator("#link-code").inner_text().strip()
+        phone.screenshot(path=str(shots / "22-link-code-phone.png"), full_page=True)
+        laptop.goto(new.url)
+        laptop.click("summary:has-text('Link to my other device')")
+        laptop.fill("#lk-handle", "alice")
+        laptop.fill("#lk-password", PASSWORD)
+        laptop.fill("#lk-passphrase", "laptop passphrase")
+        laptop.fill("#lk-code", code)
+        laptop.click("button:has-text('Link this device')")
+        expect(laptop.locator("h1")).to_have_text("alice")  # the linking screen moves on by itself
+        expect(laptop.locator("label.check")).to_contain_text("Secret")  # linked: secret chats offered
+        expect(phone.locator(".ok")).to_contain_text("Linked")
+        laptop.screenshot(path=str(shots / "23-linked-inbox.png"), full_page=True)
+    finally:
+        old.stop()
+        new.stop()
+        ctx.close()

@@ -9,6 +9,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -66,10 +67,8 @@ async def new_thread(request: Request) -> Response:
             error = f"There is no one called {peer} on this server."
         except ClientError as exc:
             error = str(exc)
-    if error:
-        threads = inbox_rows(device)
-        return render(request, "inbox.html", status_code=400, threads=threads, linked=device.is_linked,
-                      incoming=[], error=error)
+    if error:  # back to a GET page: the inbox reloads itself on updates, which must not re-post
+        return back("/inbox?error=" + quote(error))
     return back(thread_url(peer, secret))
 
 
@@ -97,7 +96,7 @@ async def thread(request: Request) -> Response:
     if not HANDLE.fullmatch(peer):
         return back("/inbox")
     if secret and not device.is_linked:
-        return back("/inbox?error=" + "This device is not linked yet, so it cannot open secret conversations.")
+        return back("/inbox?error=" + quote("This device is not linked yet, so it cannot open secret conversations."))
     await _seen(device, peer, secret)
     return render(request, "thread.html", stickers=_PACK.stickers, **_thread_context(device, peer, secret))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -97,13 +99,14 @@ async def link_other(request: Request) -> Response:
     if device is None:
         return back("/")
     state = web_of(request).state
-    error = ""
-    if request.method == "POST":
+    if request.method == "POST":  # then back to a GET page, which live updates may reload safely
         try:
             await state.offer_link()
         except Exception as exc:  # shown to the person; the link can simply be started again
-            error = str(exc) or exc.__class__.__name__
-    return render(request, "link.html", link=state.link, linked=device.is_linked, error=error)
+            return back("/devices/link?error=" + quote(str(exc) or exc.__class__.__name__))
+        return back("/devices/link")
+    return render(request, "link.html", link=state.link, linked=device.is_linked,
+                  error=request.query_params.get("error", ""))
 
 
 routes: list[BaseRoute] = [
