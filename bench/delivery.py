@@ -38,6 +38,7 @@ from bench.common import (
 from veil.protocol.wire import Ack, Deliver, decode_server_frame, encode_frame
 
 BODY = 200
+MAX_INFLIGHT = 256
 
 
 @dataclass
@@ -98,6 +99,9 @@ async def _workload(urls: list[str], k: int, mode: str, seconds: float, rate: in
             while (now := time.perf_counter()) < stop_at:
                 due = int((now - start) * rate)
                 while n < due:
+                    if len(inflight) >= MAX_INFLIGHT:  # the server is saturated: offered load is capped
+                        n = due
+                        break
                     t = asyncio.create_task(post(n % k))
                     inflight.add(t)
                     t.add_done_callback(inflight.discard)
