@@ -110,7 +110,7 @@ async def _workload(urls: list[str], k: int, mode: str, seconds: float, rate: in
             await asyncio.gather(*inflight)
         elapsed = time.perf_counter() - start
         deadline = time.perf_counter() + 10
-        while sum(r.count for r in recs) < sent and time.perf_counter() < deadline:
+        while sum(r.count for r in recs) < sent and time.perf_counter() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         done = time.perf_counter() - start
         for ws in socks:

@@ -148,7 +148,7 @@ async def run(venv: Path, seconds: float, k: int, rates: list[int]) -> None:
         port = free_port()
         cfg = configure(py, Path(d), port)
         log = (Path(d) / "out.txt").open("wb")
-        proc = subprocess.Popen([str(py), "-m", "synapse.app.homeserver", "-c", str(cfg)], cwd=d, stdout=log,
+        proc = subprocess.Popen([str(py), "-m", "synapse.app.homeserver", "-c", str(cfg)], cwd=d, stdout=log,  # noqa: ASYNC220
                                 stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
