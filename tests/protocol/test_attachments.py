@@ -207,7 +207,7 @@ def test_state_machine_misuse() -> None:
         enc.finalize()
     dec = AttachmentDecryptor(key)
     with pytest.raises(DecryptionFailed):
-        dec.update(ct[:HEADER_SIZE - 1] + b"\xff" + ct[HEADER_SIZE:])
+        dec.update(ct[:HEADER_SIZE - 1] + bytes([ct[HEADER_SIZE - 1] ^ 0x01]) + ct[HEADER_SIZE:])
     with pytest.raises(IllegalState):  # a failed decryptor refuses further use
         dec.update(ct)
     with pytest.raises(ValueError):
