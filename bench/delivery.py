@@ -1,11 +1,15 @@
 """Benchmarks 1 and 2: durable delivery throughput and latency over WebSocket streams.
 
-K sender and K receiver devices; senders POST 200-byte pre-encrypted (opaque) envelopes, the
+K sender and K receiver devices; senders send 200-byte pre-encrypted (opaque) envelopes, the
 receivers hold streams and acknowledge; a message counts when its receiver got it (the server
 pushes only committed envelopes) and acknowledged it. Targets: SQLite one node, PostgreSQL one
 node, PostgreSQL two nodes + Redis.
 
+`--path stream` (default): each sender holds a stream and pipelines Send frames (up to WINDOW
+unanswered); `--path rest`: each sender POSTs /v1/messages (4 requests in flight per sender).
+
     python bench/delivery.py [--seconds 3] [--k 8] [--targets sqlite,pg,pg2] [--rates 100,1000,5000]
+                             [--path stream|rest]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import (
     REDIS,
+    Dev,
     Node,
     drop_pg_database,
     pct,
@@ -35,10 +40,11 @@ from bench.common import (
     start_node,
     ws_url,
 )
-from veil.protocol.wire import Ack, Deliver, decode_server_frame, encode_frame
+from veil.protocol.wire import Ack, Deliver, Send, SendEnvelope, SendResult, decode_server_frame, encode_frame
 
 BODY = 200
 MAX_INFLIGHT = 256
+WINDOW = 256  # unanswered Send frames per sender stream (throughput mode)
 
 
 @dataclass
@@ -62,8 +68,74 @@ class Receiver:
                         self.count += 1
 
 
-async def _workload(urls: list[str], k: int, mode: str, seconds: float, rate: int = 0) -> dict[str, float]:
-    """mode 'throughput': closed loop (each sender 4 requests in flight); 'latency': open loop at `rate`/s."""
+class StreamSender:
+    """One sender device's stream: Send frames out, SendResult frames in."""
+
+    def __init__(self, ws: ClientConnection, me: Dev, to: Dev) -> None:
+        self.ws, self.me, self.to = ws, me, to
+        self.window = asyncio.Semaphore(WINDOW)
+        self.ok = self.errors = 0
+        self.seq = 0
+
+    async def send(self, stamp: int) -> None:
+        self.seq += 1
+        body = struct.pack("<q", stamp).ljust(BODY, b"\x00")
+        await self.ws.send(encode_frame(Send(f"{self.me.device_id}-{self.seq}", self.to.handle,
+                                             [SendEnvelope(self.to.handle, self.to.device_id, 1, body)])))
+
+    async def answers(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.ws:
+                if isinstance(raw, bytes) and isinstance(f := decode_server_frame(raw), SendResult):
+                    if f.ok:
+                        self.ok += 1
+                    else:
+                        self.errors += 1
+                    self.window.release()
+
+
+async def _drive_stream(send_url: str, senders: list[Dev], receivers: list[Dev], mode: str, seconds: float,
+                        rate: int) -> tuple[int, int, float]:
+    socks = [await connect(ws_url(send_url), additional_headers=d.headers, max_size=8 * 1024 * 1024)
+             for d in senders]
+    lanes = [StreamSender(ws, me, to) for ws, me, to in zip(socks, senders, receivers, strict=True)]
+    readers = [asyncio.create_task(lane.answers()) for lane in lanes]
+    start = time.perf_counter()
+    stop_at = start + seconds
+    if mode == "throughput":
+        async def loop(lane: StreamSender) -> None:
+            while time.perf_counter() < stop_at:
+                await lane.window.acquire()
+                await lane.send(0)
+        await asyncio.gather(*(loop(lane) for lane in lanes))
+    else:
+        n = 0
+        while (now := time.perf_counter()) < stop_at:
+            due = int((now - start) * rate)
+            while n < due:
+                lane = lanes[n % len(lanes)]
+                if lane.window.locked():  # the server is saturated: offered load is capped
+                    n = due
+                    break
+                await lane.window.acquire()
+                await lane.send(time.perf_counter_ns())
+                n += 1
+            await asyncio.sleep(0.0005)
+    elapsed = time.perf_counter() - start
+    deadline = time.perf_counter() + 10
+    while any(lane.window._value < WINDOW for lane in lanes) and time.perf_counter() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    for ws in socks:
+        await ws.close()
+    for t in readers:
+        t.cancel()
+    return sum(lane.ok for lane in lanes), sum(lane.errors for lane in lanes), elapsed
+
+
+async def _workload(urls: list[str], k: int, mode: str, seconds: float, rate: int = 0,
+                    path: str = "stream") -> dict[str, float]:
+    """mode 'throughput': closed loop (each sender 4 requests, or WINDOW Send frames, in flight);
+    'latency': open loop at `rate`/s."""
     send_url, recv_url = urls[0], urls[-1]
     async with httpx.AsyncClient(base_url=send_url, timeout=30, limits=httpx.Limits(max_connections=4 * k)) as hs, \
             httpx.AsyncClient(base_url=recv_url, timeout=30) as hr:
@@ -77,6 +149,10 @@ async def _workload(urls: list[str], k: int, mode: str, seconds: float, rate: in
         await asyncio.sleep(0.3)
         sent = errors = 0
         stop_at = time.perf_counter() + seconds
+        start = time.perf_counter()
+        if path == "stream":
+            sent, errors, elapsed = await _drive_stream(send_url, senders, receivers, mode, seconds, rate)
+            return await _finish(start, elapsed, sent, errors, recs, socks, tasks)
 
         async def post(i: int) -> None:
             nonlocal sent, errors
@@ -109,18 +185,23 @@ async def _workload(urls: list[str], k: int, mode: str, seconds: float, rate: in
                 await asyncio.sleep(0.0005)
             await asyncio.gather(*inflight)
         elapsed = time.perf_counter() - start
-        deadline = time.perf_counter() + 10
-        while sum(r.count for r in recs) < sent and time.perf_counter() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-        done = time.perf_counter() - start
-        for ws in socks:
-            await ws.close()
-        for t in tasks:
-            t.cancel()
-        got = sum(r.count for r in recs)
-        lat = [x for r in recs for x in r.latencies]
-        return {"sent": sent, "errors": errors, "delivered": got, "rate": got / done, "offered": sent / elapsed,
-                "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99)}
+        return await _finish(start, elapsed, sent, errors, recs, socks, tasks)
+
+
+async def _finish(start: float, elapsed: float, sent: int, errors: int, recs: list[Receiver],
+                  socks: list[ClientConnection], tasks: list[asyncio.Task[None]]) -> dict[str, float]:
+    deadline = time.perf_counter() + 10
+    while sum(r.count for r in recs) < sent and time.perf_counter() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    done = time.perf_counter() - start
+    for ws in socks:
+        await ws.close()
+    for t in tasks:
+        t.cancel()
+    got = sum(r.count for r in recs)
+    lat = [x for r in recs for x in r.latencies]
+    return {"sent": sent, "errors": errors, "delivered": got, "rate": got / done, "offered": sent / elapsed,
+            "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99)}
 
 
 async def _nodes(target: str, tmp: Path) -> tuple[list[Node], str | None]:
@@ -134,7 +215,8 @@ async def _nodes(target: str, tmp: Path) -> tuple[list[Node], str | None]:
     return [start_node(tmp / "pg2a", *args), start_node(tmp / "pg2b", *args)], db
 
 
-async def run(targets: list[str], seconds: float, k: int, rates: list[int]) -> dict[str, dict[str, float]]:
+async def run(targets: list[str], seconds: float, k: int, rates: list[int],
+              path: str = "stream") -> dict[str, dict[str, float]]:
     raise_fd_limit()
     out: dict[str, dict[str, float]] = {}
     lines: list[str] = []
@@ -143,15 +225,15 @@ async def run(targets: list[str], seconds: float, k: int, rates: list[int]) -> d
             nodes, db = await _nodes(target, Path(d))
             try:
                 urls = [n.url for n in nodes]
-                t = await _workload(urls, k, "throughput", seconds)
+                t = await _workload(urls, k, "throughput", seconds, path=path)
                 out[f"{target}/throughput"] = t
-                lines.append(f"delivery throughput [{target}, K={k}, {seconds:.0f} s]: {t['rate']:.0f} msg/s "
+                lines.append(f"delivery throughput [{target}, {path}, K={k}, {seconds:.0f} s]: {t['rate']:.0f} msg/s "
                              f"durably delivered ({t['delivered']:.0f} of {t['sent']:.0f} sent, "
                              f"{t['errors']:.0f} errors)")
                 for rate in rates:
-                    lat = await _workload(urls, k, "latency", seconds, rate)
+                    lat = await _workload(urls, k, "latency", seconds, rate, path=path)
                     out[f"{target}/latency{rate}"] = lat
-                    lines.append(f"latency [{target}] offered {rate}/s (achieved {lat['offered']:.0f}/s): "
+                    lines.append(f"latency [{target}, {path}] offered {rate}/s (achieved {lat['offered']:.0f}/s): "
                                  f"p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms")
             finally:
                 for n in nodes:
@@ -168,8 +250,9 @@ def main() -> None:
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--targets", default="sqlite,pg,pg2")
     p.add_argument("--rates", default="100,1000,5000")
+    p.add_argument("--path", choices=("stream", "rest"), default="stream")
     a = p.parse_args()
-    asyncio.run(run(a.targets.split(","), a.seconds, a.k, [int(x) for x in a.rates.split(",")]))
+    asyncio.run(run(a.targets.split(","), a.seconds, a.k, [int(x) for x in a.rates.split(",")], a.path))
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
 Server → device: Deliver (a batch of envelopes), QueueEmpty (the stored backlog has been
 sent), KeysLow (publish more one-time keys), StreamError.
-Device → server: Ack (delete these envelopes), Ping.
+Device → server: Ack (delete these envelopes), Ping, Send (a batch of envelopes, answered by
+SendResult after the commit).
 Frames are tagged msgspec structs, so decoding is one call with no per-field Python work.
 """
 
 from __future__ import annotations
 
-from typing import Union, cast
+from typing import Annotated, Union, cast
 
 import msgspec
 
@@ -20,10 +21,14 @@ __all__ = [
     "Ack",
     "ClientFrame",
     "Deliver",
+    "DeviceRef",
     "Envelope",
     "KeysLow",
     "Ping",
     "QueueEmpty",
+    "Send",
+    "SendEnvelope",
+    "SendResult",
     "ServerFrame",
     "StreamError",
     "decode_client_frame",
@@ -73,8 +78,54 @@ class Ping(msgspec.Struct, frozen=True, tag="ping", array_like=True):
     pass
 
 
-ServerFrame = Union[Deliver, QueueEmpty, KeysLow, StreamError]
-ClientFrame = Union[Ack, Ping]
+# -- sending on the stream (appended; the frames above are unchanged) ---------------------------
+# The same limits as POST /v1/messages, checked while decoding: a frame outside them is
+# malformed (StreamError), exactly as the REST path answers 422.
+_Handle = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]{3,32}$")]
+_DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+
+
+class SendEnvelope(msgspec.Struct, frozen=True, array_like=True):
+    """One recipient device's ciphertext in a Send frame."""
+
+    handle: _Handle
+    device_id: _DeviceId
+    olm_type: Annotated[int, msgspec.Meta(ge=0, le=255)]
+    body: Annotated[bytes, msgspec.Meta(min_length=1, max_length=64 * 1024)]
+
+
+class DeviceRef(msgspec.Struct, frozen=True, array_like=True):
+    handle: _Handle
+    device_id: _DeviceId
+
+
+class Send(msgspec.Struct, frozen=True, tag="send", array_like=True):
+    """Device → server: the stream form of POST /v1/messages (same checks, same idempotency key
+    (sender device, client_message_id)); answered by one SendResult after the commit."""
+
+    client_message_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    recipient: _Handle
+    envelopes: Annotated[list[SendEnvelope], msgspec.Meta(max_length=64)]
+    skipped: Annotated[list[DeviceRef], msgspec.Meta(max_length=256)] = []
+    commitment: Annotated[bytes, msgspec.Meta(max_length=64)] = b""  # 32 bytes, or empty: none
+
+
+class SendResult(msgspec.Struct, frozen=True, tag="sent", array_like=True):
+    """Server → device: `ok` only once the batch is committed. Otherwise `error` is the code the
+    REST path would give (device_mismatch with `missing`/`stale`, unknown_user, ...)."""
+
+    client_message_id: str
+    ok: bool
+    server_ts: int = 0
+    count: int = 0
+    error: str = ""
+    message: str = ""
+    missing: list[DeviceRef] = []
+    stale: list[DeviceRef] = []
+
+
+ServerFrame = Union[Deliver, QueueEmpty, KeysLow, StreamError, SendResult]
+ClientFrame = Union[Ack, Ping, Send]
 
 _encoder = msgspec.msgpack.Encoder()
 _server_decoder = msgspec.msgpack.Decoder(ServerFrame)

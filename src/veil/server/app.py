@@ -32,15 +32,19 @@ from veil.server.routes.threads import threads_router
 from veil.server.services.accounts import AccountService
 from veil.server.services.blobs import BlobService
 from veil.server.services.blocks import BlockService
+from veil.server.services.directory import Directory
 from veil.server.services.franking import Franker
 from veil.server.services.keys import KeyService
 from veil.server.services.links import LinkService
 from veil.server.services.mailbox import MailboxService
 from veil.server.services.ratelimit import LoginLimiter
 from veil.server.services.reports import ReportService
+from veil.server.services.sends import StreamSender, after_commit
 from veil.server.services.threads import ThreadService
 from veil.server.services.wordlist import WordList
+from veil.server.services.writer import GroupWriter
 from veil.server.storage.base import Store
+from veil.server.storage.group_sql import group_backend
 from veil.server.storage.sql import SqlStore
 
 __all__ = ["build_app"]
@@ -78,7 +82,16 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     threads = ThreadService(store, clock, hub, words)
     links = LinkService(store, clock)
     blobs = BlobService(store, clock, config.blob_dir, max_size=config.max_blob_size)
-    blocks = BlockService(store, clock)
+    blocks = BlockService(store, clock, hub)
+    # The stream send path: cached device/block lists (dropped on every change, on every node;
+    # with several nodes also after recheck_interval) and one group-commit writer per process.
+    directory = Directory(store, ttl=config.recheck_interval if config.multi_node else None)
+    hub.on_invalidate(lambda handle: directory.clear() if handle is None else directory.invalidate(handle))
+    group: GroupWriter | None = None
+    sends: StreamSender | None = None
+    if isinstance(store, SqlStore):
+        group = GroupWriter(group_backend(store.engine), after_commit(hub, metrics))
+        sends = StreamSender(store, clock, directory, franker, group)
     reports = ReportService(store, clock, franker, blobs)
 
     @contextlib.asynccontextmanager
@@ -96,6 +109,8 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
                 await purger
             if bus is not None:
                 await bus.stop()
+            if group is not None:
+                await group.close()
             await store.close()
 
     app = FastAPI(title="Veil server", version="1", lifespan=lifespan,
@@ -120,7 +135,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     app.include_router(reports_router(reports, auth))
     app.include_router(stream_router(accounts, mailbox, keys, hub,
                                      recheck=config.recheck_interval if config.multi_node else None,
-                                     on_open=metrics.connections.inc))
+                                     on_open=metrics.connections.inc, sends=sends, group=group))
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

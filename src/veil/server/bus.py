@@ -9,7 +9,8 @@ down the publisher drops them and the subscriber reconnects with jittered back-o
 stream keeps re-checking its mailbox on a short timer. After a reconnect every local stream is
 woken once, to cover what may have been published while the subscription was gone.
 
-Message format (text): `<node>|w|<id>,<id>...`, `<node>|k|<id>|<count>`, `<node>|d|<id>|<code>`.
+Message format (text): `<node>|w|<id>,<id>...`, `<node>|k|<id>|<count>`, `<node>|d|<id>|<code>`,
+`<node>|i|<handle>` (the account's devices or blocks changed: drop cached copies).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class BusTarget(Protocol):
     def apply_wake(self, device_ids: list[str]) -> None: ...
     def apply_keys_low(self, device_id: str, count: int) -> None: ...
     def apply_disconnect(self, device_id: str, code: int) -> None: ...
+    def apply_invalidate(self, handle: str | None) -> None: ...
     def wake_all(self) -> None: ...
 
 
@@ -70,6 +72,9 @@ class RedisBus:
 
     def publish_disconnect(self, device_id: str, code: int) -> None:
         self._push(f"{self.node}|d|{device_id}|{code}")
+
+    def publish_invalidate(self, handle: str) -> None:
+        self._push(f"{self.node}|i|{handle}")
 
     def _push(self, message: str) -> None:
         self._pending.append(message)
@@ -165,6 +170,8 @@ class RedisBus:
                 self._target.apply_wake([d for d in parts[2].split(",") if d])
             elif kind == "k" and len(parts) == 4:
                 self._target.apply_keys_low(parts[2], int(parts[3]))
+            elif kind == "i":
+                self._target.apply_invalidate(parts[2])
             elif kind == "d" and len(parts) == 4:
                 self._target.apply_disconnect(parts[2], int(parts[3]))
         except ValueError:

@@ -4,16 +4,26 @@
 the database and pushes what it has not sent yet. The database stays the source of truth, so a
 multi-node deployment can forward the same wake-ups over Redis pub/sub without carrying any
 message content. Waking is a flag, never a queue: a slow reader holds back only itself.
+
+The stream send path adds a fast lane: envelopes committed by this node's group writer are
+handed to the local slots of their devices (`push`), so the stream sends them without reading
+the database again. That outbox is bounded; when it is full the slot falls back to the flag
+(`mail`) and the database re-read, which stays the truth.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
-__all__ = ["Hub", "Publisher", "StreamSlot"]
+from veil.protocol.wire import Envelope, SendResult
+
+__all__ = ["OUTBOX_MAX", "Hub", "Publisher", "StreamSlot"]
+
+OUTBOX_MAX = 1000  # envelopes waiting in one connection's outbox; beyond that, re-read the DB
 
 
 class Publisher(Protocol):
@@ -22,6 +32,7 @@ class Publisher(Protocol):
     def publish_wake(self, device_ids: list[str]) -> None: ...
     def publish_keys_low(self, device_id: str, count: int) -> None: ...
     def publish_disconnect(self, device_id: str, code: int) -> None: ...
+    def publish_invalidate(self, handle: str) -> None: ...
 
 
 class StreamSlot:
@@ -33,6 +44,17 @@ class StreamSlot:
         self.mail = True  # the mailbox may hold something not yet pushed (true at connect)
         self.keys_low: int | None = None  # latest count to report; older reports are superseded
         self.close_code: int | None = None  # set when the device is revoked
+        self.outbox: deque[Envelope] = deque()  # committed envelopes to push, oldest first
+        self.results: list[SendResult] = []  # answers to this connection's Send frames
+
+    def push(self, envelope: Envelope) -> None:
+        if self.mail or len(self.outbox) >= OUTBOX_MAX:
+            # A re-read is due anyway (or the reader is behind): it will find this one too.
+            self.outbox.clear()
+            self.mail = True
+        else:
+            self.outbox.append(envelope)
+        self._event.set()
 
     def wake(self) -> None:
         self._event.set()
@@ -56,6 +78,7 @@ class Hub:
     def __init__(self, publisher: Publisher | None = None) -> None:
         self._slots: dict[str, set[StreamSlot]] = {}
         self.publisher = publisher
+        self._on_invalidate: list[Callable[[str | None], None]] = []
 
     @property
     def open_streams(self) -> int:
@@ -82,6 +105,27 @@ class Hub:
         self.apply_wake(ids)
         if self.publisher is not None:
             self.publisher.publish_wake(ids)
+
+    def push(self, device_id: str, envelopes: list[Envelope]) -> bool:
+        """Committed envelopes for a device: into its local outboxes. False if none is connected
+        here (other nodes are woken through `notify`)."""
+        slots = self._slots.get(device_id)
+        if not slots:
+            return False
+        for slot in slots:
+            for e in envelopes:
+                slot.push(e)
+        return True
+
+    def on_invalidate(self, callback: Callable[[str | None], None]) -> None:
+        """`callback(handle)` when an account's devices or blocks changed; None: all may have."""
+        self._on_invalidate.append(callback)
+
+    def invalidate(self, handle: str) -> None:
+        """The account's active devices or its block list changed (here or, via the bus, anywhere)."""
+        self.apply_invalidate(handle)
+        if self.publisher is not None:
+            self.publisher.publish_invalidate(handle)
 
     def keys_low(self, device_id: str, count: int) -> None:
         self.apply_keys_low(device_id, count)
@@ -111,8 +155,14 @@ class Hub:
             slot.close_code = code
             slot.wake()
 
+    def apply_invalidate(self, handle: str | None) -> None:
+        for cb in self._on_invalidate:
+            cb(handle)
+
     def wake_all(self) -> None:
-        """Every local stream re-reads its mailbox (after a gap in the cross-node wake-ups)."""
+        """Every local stream re-reads its mailbox (after a gap in the cross-node wake-ups);
+        cached device and block lists are dropped, since invalidations may have been lost too."""
+        self.apply_invalidate(None)
         for slots in self._slots.values():
             for slot in slots:
                 slot.mail = True

@@ -5,12 +5,21 @@ The writer re-reads the mailbox from the database on every wake and skips what i
 sent on this connection, so an envelope whose transaction committed late (PostgreSQL ids are
 not commit-ordered) is still pushed. A client that stops acknowledging gets nothing more
 once MAX_UNACKED envelopes are outstanding: memory per connection stays bounded.
+
+Fast lane (Send frames): the reader hands each Send to `StreamSender` and each Ack to the node's
+group writer without waiting for the commit; answers come back through the slot (`results`),
+and envelopes committed by the group writer arrive in the slot's bounded `outbox`, so the writer
+task pushes them without a database read. A database re-read (`mail`) always comes first and
+empties the outbox, which keeps per-device order; the outbox only carries what was committed.
+At most MAX_INFLIGHT_SENDS Send frames per connection wait for their answer; beyond that the
+reader stops reading, and TCP pushes back on the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Sequence
 
@@ -25,6 +34,8 @@ from veil.protocol.wire import (
     KeysLow,
     Ping,
     QueueEmpty,
+    Send,
+    SendResult,
     ServerFrame,
     StreamError,
     decode_client_frame,
@@ -35,6 +46,8 @@ from veil.server.hub import Hub, StreamSlot
 from veil.server.services.accounts import AccountService
 from veil.server.services.keys import KEYS_LOW, KeyService
 from veil.server.services.mailbox import MailboxService
+from veil.server.services.sends import StreamSender
+from veil.server.services.writer import GroupWriter
 from veil.server.storage.base import DeviceRow, EnvelopeRow
 
 __all__ = ["CLOSE_UNAUTHORIZED", "stream_router"]
@@ -45,6 +58,7 @@ CLOSE_UNAUTHORIZED = 4401
 PAGE = 100  # envelopes per Deliver frame at most
 MAX_FRAME_BODY = 512 * 1024  # and about this many body bytes, under clients' 1 MiB frame limit
 MAX_UNACKED = 1000
+MAX_INFLIGHT_SENDS = 1000  # Send frames of one connection waiting for their SendResult
 READER_GRACE = 10.0  # seconds the reader may take to see the disconnect after the writer stops
 _GONE = (WebSocketDisconnect, RuntimeError, OSError)  # the peer went away mid-send or mid-read
 
@@ -55,19 +69,23 @@ def _bearer(ws: WebSocket) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _frames(rows: Sequence[EnvelopeRow]) -> list[Deliver]:
+def _envelope(r: EnvelopeRow) -> Envelope:
+    return Envelope(id=r.id, kind=r.kind, sender=r.sender, sender_device=r.sender_device,
+                    server_ts=r.server_ts, olm_type=r.olm_type, body=r.body,
+                    client_message_id=r.client_message_id, commitment=r.commitment,
+                    franking_tag=r.franking_tag)
+
+
+def _frames(envs: Sequence[Envelope]) -> list[Deliver]:
     frames: list[Deliver] = []
     batch: list[Envelope] = []
     size = 0
-    for r in rows:
-        if batch and (len(batch) >= PAGE or size + len(r.body) > MAX_FRAME_BODY):
+    for e in envs:
+        if batch and (len(batch) >= PAGE or size + len(e.body) > MAX_FRAME_BODY):
             frames.append(Deliver(batch))
             batch, size = [], 0
-        batch.append(Envelope(id=r.id, kind=r.kind, sender=r.sender, sender_device=r.sender_device,
-                              server_ts=r.server_ts, olm_type=r.olm_type, body=r.body,
-                              client_message_id=r.client_message_id, commitment=r.commitment,
-                              franking_tag=r.franking_tag))
-        size += len(r.body)
+        batch.append(e)
+        size += len(e.body)
     if batch:
         frames.append(Deliver(batch))
     return frames
@@ -75,8 +93,13 @@ def _frames(rows: Sequence[EnvelopeRow]) -> list[Deliver]:
 
 class _Connection:
     def __init__(self, ws: WebSocket, device: DeviceRow, slot: StreamSlot, mailbox: MailboxService,
-                 keys: KeyService, recheck: float | None) -> None:
+                 keys: KeyService, recheck: float | None, sends: StreamSender | None = None,
+                 group: GroupWriter | None = None) -> None:
         self.ws = ws
+        self.sends = sends
+        self.group = group
+        self.inflight = 0  # Send frames read and not answered on the wire yet
+        self._room = asyncio.Event()
         self.recheck = recheck
         self.device = device
         self.slot = slot
@@ -90,8 +113,8 @@ class _Connection:
         async with self._send_lock:
             await self.ws.send_bytes(encode_frame(frame))
 
-    async def drain(self) -> None:
-        """Push every envelope in the mailbox not yet sent on this connection."""
+    async def drain(self) -> set[int]:
+        """Push every envelope in the mailbox not yet sent on this connection; the ids read."""
         seen: set[int] = set()
         after = 0
         while len(self.sent) < MAX_UNACKED:
@@ -100,7 +123,7 @@ class _Connection:
                 break
             after = rows[-1].id
             seen.update(r.id for r in rows)
-            fresh = [r for r in rows if r.id not in self.sent][:MAX_UNACKED - len(self.sent)]
+            fresh = [_envelope(r) for r in rows if r.id not in self.sent][:MAX_UNACKED - len(self.sent)]
             for frame in _frames(fresh):
                 await self.send(frame)
                 self.sent.update(e.id for e in frame.envelopes)
@@ -110,6 +133,34 @@ class _Connection:
                 self.sent &= seen
                 break
         self.capped = len(self.sent) >= MAX_UNACKED
+        return seen
+
+    async def push_outbox(self, skip: set[int]) -> None:
+        """Send what the group writer committed for this device since the last re-read, in order."""
+        box = self.slot.outbox
+        fresh = [e for e in box if e.id not in skip and e.id not in self.sent]
+        box.clear()
+        room = MAX_UNACKED - len(self.sent)
+        if len(fresh) > room:
+            # Behind on acks: hold the rest back; the ack that makes room triggers a re-read.
+            fresh = fresh[:max(room, 0)]
+            self.capped = True
+        for frame in _frames(fresh):
+            await self.send(frame)
+            self.sent.update(e.id for e in frame.envelopes)
+            self.mailbox.delivered(len(frame.envelopes))
+
+    async def send_results(self) -> None:
+        while self.slot.results:
+            results, self.slot.results = self.slot.results, []
+            for r in results:
+                await self.send(r)
+            self.inflight -= len(results)
+            self._room.set()
+
+    def answer(self, result: SendResult) -> None:
+        self.slot.results.append(result)
+        self.slot.wake()
 
     async def writer(self) -> None:
         """Drain, then QueueEmpty (only once the whole backlog is out), then live until closed."""
@@ -118,9 +169,15 @@ class _Connection:
             if self.slot.close_code is not None:
                 await self.ws.close(code=self.slot.close_code, reason="device revoked")
                 return
+            if self.slot.results:
+                await self.send_results()
+            seen: set[int] = set()
             if self.slot.mail:  # true at connect
                 self.slot.mail = False  # cleared before reading, so a wake during the read is kept
-                await self.drain()
+                self.slot.outbox.clear()  # committed before this read: the read will find them
+                seen = await self.drain()
+            if self.slot.outbox and not self.capped:
+                await self.push_outbox(seen)
             if not announced and not self.capped:
                 announced = True
                 await self.send(QueueEmpty())
@@ -147,20 +204,48 @@ class _Connection:
             except MalformedData:
                 await self.send(StreamError("bad_frame", "the frame could not be decoded"))
                 continue
-            if isinstance(frame, Ack):
-                await self.mailbox.ack(self.device, frame.ids)
-                self.sent.difference_update(frame.ids)
-                if self.capped and len(self.sent) < MAX_UNACKED:
-                    # Room again for envelopes held back while the client was behind.
-                    self.capped = False
-                    self.slot.mail = True
-                    self.slot.wake()
+            if isinstance(frame, Send):
+                await self.on_send(frame)
+            elif isinstance(frame, Ack):
+                if self.group is None:
+                    await self.mailbox.ack(self.device, frame.ids)
+                    self.acked(frame.ids)
+                else:
+                    # Deleted in the next group commit; the ids leave `sent` only once the rows
+                    # are gone, so a re-read meanwhile cannot push them again.
+                    self.group.ack(self.device.device_id, frame.ids).add_done_callback(
+                        functools.partial(self.group_acked, frame.ids))
             elif isinstance(frame, Ping):
                 pass
 
+    def group_acked(self, ids: list[int], f: asyncio.Future[int]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            return  # not deleted: they stay in `sent` and come again on the next connection
+        self.mailbox.acked(f.result())
+        self.acked(ids)
+
+    def acked(self, ids: list[int]) -> None:
+        self.sent.difference_update(ids)
+        if self.capped and len(self.sent) < MAX_UNACKED:
+            # Room again for envelopes held back while the client was behind.
+            self.capped = False
+            self.slot.mail = True
+            self.slot.wake()
+
+    async def on_send(self, frame: Send) -> None:
+        if self.sends is None:
+            await self.send(StreamError("unsupported", "this server takes messages on POST /v1/messages"))
+            return
+        while self.inflight >= MAX_INFLIGHT_SENDS:
+            self._room.clear()
+            await self._room.wait()
+        self.inflight += 1
+        await self.sends.send(self.device, frame, self.answer)
+
 
 def stream_router(accounts: AccountService, mailbox: MailboxService, keys: KeyService, hub: Hub, *,
-                  recheck: float | None = None, on_open: Callable[[int], None] | None = None) -> APIRouter:
+                  recheck: float | None = None, on_open: Callable[[int], None] | None = None,
+                  sends: StreamSender | None = None, group: GroupWriter | None = None) -> APIRouter:
     """`recheck`: seconds between mailbox re-reads of an idle stream (multi-node: a wake-up from
     another node may be lost); `on_open(+1/-1)` follows the number of open streams."""
     r = APIRouter()
@@ -178,7 +263,7 @@ def stream_router(accounts: AccountService, mailbox: MailboxService, keys: KeySe
         slot = hub.register(device.device_id)
         if on_open is not None:
             on_open(1)
-        conn = _Connection(ws, device, slot, mailbox, keys, recheck)
+        conn = _Connection(ws, device, slot, mailbox, keys, recheck, sends, group)
         reader = asyncio.create_task(conn.reader())
         writer = asyncio.create_task(conn.writer())
         try:

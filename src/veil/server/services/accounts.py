@@ -135,6 +135,7 @@ class AccountService:
     async def revoke(self, caller: DeviceRow, device_id: str) -> None:
         if not await self._store.delete_device(caller.handle, device_id):
             raise NotFound(f"no device {device_id!r} on your account", "unknown_device")
+        self._hub.invalidate(caller.handle)  # cached active-device sets (stream send path)
         self._hub.disconnect(device_id, CLOSE_REVOKED)
         log.info("device %s of %s revoked", device_id, caller.handle)
 
@@ -142,6 +143,7 @@ class AccountService:
         check_key(identity_key, "identity_key")
         await self._check_password(caller.handle, password, address)
         revoked = await self._store.reset_identity(caller.handle, identity_key, caller.device_id)
+        self._hub.invalidate(caller.handle)
         for device_id in revoked:
             self._hub.disconnect(device_id, CLOSE_REVOKED)
         log.info("identity of %s reset; %d devices revoked", caller.handle, len(revoked))

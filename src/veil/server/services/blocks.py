@@ -8,6 +8,7 @@ import logging
 
 from veil.server.clock import Clock
 from veil.server.errors import BadRequest, NotFound
+from veil.server.hub import Hub
 from veil.server.storage.base import DeviceRow, Store
 
 __all__ = ["BlockService"]
@@ -16,9 +17,14 @@ log = logging.getLogger("veil.server.blocks")
 
 
 class BlockService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, hub: Hub | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._hub = hub
+
+    def _changed(self, handle: str) -> None:
+        if self._hub is not None:  # cached block lists (stream send path) must be dropped
+            self._hub.invalidate(handle)
 
     async def block(self, me: DeviceRow, handle: str) -> list[str]:
         if handle == me.handle:
@@ -26,11 +32,13 @@ class BlockService:
         if await self._store.get_account(handle) is None:
             raise NotFound(f"no user {handle!r}", "unknown_user")
         await self._store.add_block(me.handle, handle, self._clock.now_ms())
+        self._changed(me.handle)
         log.info("%s blocked %s", me.handle, handle)
         return await self._store.blocked_by(me.handle)
 
     async def unblock(self, me: DeviceRow, handle: str) -> list[str]:
         if await self._store.remove_block(me.handle, handle):
+            self._changed(me.handle)
             log.info("%s unblocked %s", me.handle, handle)
         return await self._store.blocked_by(me.handle)
 

@@ -126,6 +126,7 @@ class KeyService:
         row = DeviceListRow(handle=dl.handle, version=dl.version, body=body)
         if not await self._store.put_device_list(row, [d.device_id for d in dl.devices]):
             raise Conflict(f"version {dl.version} is not newer than the stored one", "stale_version")
+        self._hub.invalidate(dl.handle)  # the active devices changed: drop cached copies everywhere
         log.info("device list of %s now at version %d", dl.handle, dl.version)
         return dl.version
 

@@ -107,6 +107,11 @@ class MailboxService:
             self._metrics.envelopes_acked.inc(n)
         return n
 
+    def acked(self, n: int) -> None:
+        """`n` envelopes were deleted by the stream's group writer (for /metrics)."""
+        if self._metrics is not None and n:
+            self._metrics.envelopes_acked.inc(n)
+
     def delivered(self, n: int) -> None:
         """`n` envelopes were pushed on a stream (for /metrics)."""
         if self._metrics is not None:

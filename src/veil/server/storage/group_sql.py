@@ -1,0 +1,229 @@
+"""The group writer's SQL, per backend, on the raw driver connection.
+
+Each `write` call is ONE transaction holding every batch and acknowledgement collected during
+one event-loop tick: one multi-row INSERT per table (sent_batches, envelopes, envelope_log) and
+one DELETE for all acks. No SQLAlchemy statement is compiled here: the SQL is fixed text and
+the drivers cache their prepared statements, which is what made per-message ORM work the
+bottleneck of the REST path.
+
+Returned ids are matched to rows by sorting: within one INSERT, rows get increasing ids in the
+order listed (SQLite rowid = max + 1 under the write lock; PostgreSQL evaluates nextval per row
+in order), while RETURNING itself promises no order.
+
+- SQLite: a dedicated thread owns one `sqlite3` connection; a flush is one thread hop.
+- PostgreSQL: asyncpg through the engine's pool; arrays + unnest give one statement per table
+  whatever the group size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from veil.server.storage.base import NewEnvelope
+
+__all__ = ["BatchIn", "BatchOut", "GroupBackend", "PgGroup", "SqliteGroup", "group_backend"]
+
+SQLITE_ROWS_PER_INSERT = 400  # 10 columns: 4,000 variables, far under SQLite's 32,766
+
+
+@dataclass(frozen=True, slots=True)
+class BatchIn:
+    sender_device: str
+    client_message_id: str
+    server_ts: int
+    count: int  # the answer recorded for retries
+    rows: Sequence[NewEnvelope]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOut:
+    created: bool
+    server_ts: int
+    count: int
+    ids: list[int]  # ids of `rows` in order; empty when not created (an earlier batch had the key)
+
+
+class GroupBackend(Protocol):
+    async def write(self, batches: Sequence[BatchIn], acks: Sequence[tuple[str, int]]
+                    ) -> tuple[list[BatchOut], int]:
+        """One transaction; (one answer per batch, envelopes deleted by the acks). The batch keys
+        must be distinct (the caller de-duplicates within a group)."""
+
+    async def close(self) -> None: ...
+
+
+def _env_params(r: NewEnvelope) -> tuple[Any, ...]:
+    return (r.device_id, r.kind, r.sender, r.sender_device, r.server_ts, r.olm_type, r.body,
+            r.client_message_id, r.commitment or None, r.franking_tag or None)
+
+
+def _log_params(r: NewEnvelope) -> tuple[Any, ...]:
+    return (r.sender, r.sender_device, r.recipient_handle, r.device_id, r.server_ts, len(r.body))
+
+
+_ENV_COLS = ("device_id, kind, sender, sender_device, server_ts, olm_type, body, client_message_id, "
+             "commitment, franking_tag")
+_LOG_COLS = "sender, sender_device, recipient_handle, recipient_device, server_ts, size"
+
+
+def _split_ids(batches: Sequence[BatchIn], created: set[tuple[str, str]], ids: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    i = 0
+    for b in batches:
+        n = len(b.rows) if (b.sender_device, b.client_message_id) in created else 0
+        out.append(ids[i:i + n])
+        i += n
+    return out
+
+
+class SqliteGroup:
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veil-writer")
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # Autocommit mode: we issue BEGIN IMMEDIATE ourselves, as the engine does (dialect.py).
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False,
+                                   cached_statements=512)
+            for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=NORMAL"):
+                conn.execute(f"PRAGMA {pragma}")
+            self._conn = conn
+        return self._conn
+
+    def _write(self, batches: Sequence[BatchIn], acks: Sequence[tuple[str, int]]) -> tuple[list[BatchOut], int]:
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            created: set[tuple[str, str]] = set()
+            for i in range(0, len(batches), SQLITE_ROWS_PER_INSERT):
+                chunk = batches[i:i + SQLITE_ROWS_PER_INSERT]
+                sql = ("INSERT INTO sent_batches (sender_device, client_message_id, server_ts, count) VALUES "
+                       + ",".join(["(?,?,?,?)"] * len(chunk))
+                       + " ON CONFLICT DO NOTHING RETURNING sender_device, client_message_id")
+                params = [v for b in chunk for v in (b.sender_device, b.client_message_id, b.server_ts, b.count)]
+                created.update((d, c) for d, c in conn.execute(sql, params).fetchall())
+            rows = [r for b in batches if (b.sender_device, b.client_message_id) in created for r in b.rows]
+            ids: list[int] = []
+            for i in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
+                chunk_rows = rows[i:i + SQLITE_ROWS_PER_INSERT]
+                sql = (f"INSERT INTO envelopes ({_ENV_COLS}) VALUES "
+                       + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(chunk_rows)) + " RETURNING id")
+                params = [v for r in chunk_rows for v in _env_params(r)]
+                ids += sorted(x for (x,) in conn.execute(sql, params).fetchall())
+            if rows:
+                conn.executemany(f"INSERT INTO envelope_log ({_LOG_COLS}) VALUES (?,?,?,?,?,?)",
+                                 [_log_params(r) for r in rows])
+            deleted = 0
+            if acks:
+                cur = conn.executemany("DELETE FROM envelopes WHERE device_id = ? AND id = ?", acks)
+                deleted = max(cur.rowcount, 0)
+            earlier = {}
+            for b in batches:
+                key = (b.sender_device, b.client_message_id)
+                if key not in created:
+                    earlier[key] = conn.execute(
+                        "SELECT server_ts, count FROM sent_batches WHERE sender_device = ? AND client_message_id = ?",
+                        key).fetchone()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        out = []
+        for b, got in zip(batches, _split_ids(batches, created, ids), strict=True):
+            key = (b.sender_device, b.client_message_id)
+            if key in created:
+                out.append(BatchOut(True, b.server_ts, b.count, got))
+            else:
+                ts, n = earlier[key]
+                out.append(BatchOut(False, int(ts), int(n), []))
+        return out, deleted
+
+    async def write(self, batches: Sequence[BatchIn], acks: Sequence[tuple[str, int]]
+                    ) -> tuple[list[BatchOut], int]:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._write, batches, acks)
+
+    async def close(self) -> None:
+        def _close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, _close)
+        self._pool.shutdown(wait=True)
+
+
+_PG_BATCHES = ("INSERT INTO sent_batches (sender_device, client_message_id, server_ts, count) "
+               "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[]) "
+               "ON CONFLICT DO NOTHING RETURNING sender_device, client_message_id")
+_PG_ENVELOPES = (f"INSERT INTO envelopes ({_ENV_COLS}) SELECT * FROM unnest($1::text[], $2::int[], $3::text[], "
+                 "$4::text[], $5::bigint[], $6::int[], $7::bytea[], $8::text[], $9::bytea[], $10::bytea[]) "
+                 "RETURNING id")
+_PG_LOG = (f"INSERT INTO envelope_log ({_LOG_COLS}) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+           "$4::text[], $5::bigint[], $6::int[])")
+_PG_ACKS = ("DELETE FROM envelopes e USING unnest($1::text[], $2::bigint[]) AS a(device_id, id) "
+            "WHERE e.device_id = a.device_id AND e.id = a.id")
+_PG_EARLIER = "SELECT server_ts, count FROM sent_batches WHERE sender_device = $1 AND client_message_id = $2"
+
+
+def _columns(params: list[tuple[Any, ...]], n: int) -> list[list[Any]]:
+    return [list(col) for col in zip(*params, strict=True)] if params else [[] for _ in range(n)]
+
+
+class PgGroup:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def write(self, batches: Sequence[BatchIn], acks: Sequence[tuple[str, int]]
+                    ) -> tuple[list[BatchOut], int]:
+        async with self._engine.connect() as sa_conn:
+            raw = (await sa_conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            async with raw.transaction():
+                got = await raw.fetch(_PG_BATCHES, [b.sender_device for b in batches],
+                                      [b.client_message_id for b in batches], [b.server_ts for b in batches],
+                                      [b.count for b in batches])
+                created = {(r[0], r[1]) for r in got}
+                rows = [r for b in batches if (b.sender_device, b.client_message_id) in created for r in b.rows]
+                ids: list[int] = []
+                if rows:
+                    ids = sorted(r[0] for r in await raw.fetch(_PG_ENVELOPES,
+                                                                *_columns([_env_params(r) for r in rows], 10)))
+                    await raw.execute(_PG_LOG, *_columns([_log_params(r) for r in rows], 6))
+                deleted = 0
+                if acks:
+                    status = await raw.execute(_PG_ACKS, [a[0] for a in acks], [a[1] for a in acks])
+                    deleted = int(status.rsplit(" ", 1)[-1])
+                earlier = {}
+                for b in batches:
+                    key = (b.sender_device, b.client_message_id)
+                    if key not in created:
+                        earlier[key] = await raw.fetchrow(_PG_EARLIER, *key)
+        out = []
+        for b, got_ids in zip(batches, _split_ids(batches, created, ids), strict=True):
+            key = (b.sender_device, b.client_message_id)
+            if key in created:
+                out.append(BatchOut(True, b.server_ts, b.count, got_ids))
+            else:
+                out.append(BatchOut(False, int(earlier[key][0]), int(earlier[key][1]), []))
+        return out, deleted
+
+    async def close(self) -> None:
+        return None
+
+
+def group_backend(engine: AsyncEngine) -> GroupBackend:
+    if engine.dialect.name == "postgresql":
+        return PgGroup(engine)
+    path = engine.url.database
+    if not path or path == ":memory:":
+        raise ValueError("the group writer needs a file-backed SQLite database or PostgreSQL")
+    return SqliteGroup(path)
