@@ -8,3 +8,5 @@ S=${SECONDS_EACH:-3}
 $PY -m bench.delivery --seconds "$S" --targets sqlite,pg,pg2 --rates 100,1000,5000
 $PY -m bench.connections --counts "${CONN_COUNTS:-1000}"
 $PY -m bench.synapse --seconds "$S" --rates 100
+$PY -m bench.device_path --messages "${DEVICE_MESSAGES:-300}"
+$PY -m bench.attachments --mib "${ATTACHMENT_MIB:-256}"
