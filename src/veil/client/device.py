@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -30,6 +30,9 @@ from veil.protocol.olm import OlmAccount
 from veil.protocol.payload import Attachment, RegularMessage
 from veil.protocol.prekeys import prekey_message
 from veil.protocol.wire import Envelope
+
+if TYPE_CHECKING:
+    from veil.client.stream import StreamLink
 
 __all__ = ["Device", "Thread"]
 
@@ -65,6 +68,7 @@ class Device:
         self.context_peer = ""  # the thread a send is for: where notices about your own account go
         self.typing: dict[tuple[str, bool], int] = {}  # (peer, secret) → typing until (ms)
         self.verifications = Verifications(self)
+        self.stream_link: StreamLink | None = None  # set while listen() holds a stream open
 
     # -- properties ---------------------------------------------------------------------------
     @property

@@ -16,6 +16,7 @@ from veil.client.models import Message
 from veil.protocol.encoding import b64encode
 from veil.protocol.franking import commit, new_franking_key
 from veil.protocol.payload import SecretPayload, decode_payload, encode_payload
+from veil.protocol.wire import DeviceRef, Send, SendEnvelope
 
 if TYPE_CHECKING:
     from veil.client.device import Device
@@ -89,22 +90,51 @@ async def deliver_secret(device: Device, payload: SecretPayload) -> int:
             if (handle, d.device_id) in failed:
                 continue
             olm_type, body = device.sessions.encrypt(d.curve25519, plaintext)
-            envelopes.append({"handle": handle, "device_id": d.device_id, "olm_type": olm_type,
-                              "body": b64encode(body)})
+            envelopes.append({"handle": handle, "device_id": d.device_id, "olm_type": olm_type, "body": body})
         device.store.commit()  # session state advanced: keep it before the network call
         skipped = [{"handle": peer, "device_id": x} for x in them.untrusted]
         skipped += [{"handle": device.handle, "device_id": x} for x in mine.untrusted if x != device.device_id]
         skipped += [{"handle": h, "device_id": x} for h, x in failed]
+        batch = {"client_message_id": f"{payload.message_id}.{attempt}", "recipient": peer,
+                 "envelopes": envelopes, "skipped": skipped, "commitment": commitment}
         try:
-            r = await device.api.send({"client_message_id": f"{payload.message_id}.{attempt}", "recipient": peer,
-                                       "envelopes": envelopes, "skipped": skipped,
-                                       "commitment": b64encode(commitment)})
-            return int(r["server_ts"])
+            return await _send_batch(device, batch)
         except ServerRejected as exc:
             if exc.status == 409 and exc.code == "device_mismatch" and attempt < 3:
                 continue
             raise
     raise ServerUnavailable("the server kept disagreeing about the device lists")  # pragma: no cover
+
+
+_STATUS = {"device_mismatch": 409, "unknown_user": 404, "blocked": 403, "unauthorized": 401}
+
+
+async def _send_batch(device: Device, batch: dict[str, Any]) -> int:
+    """Hand one batch to the server: on the open stream when there is one (a binary Send frame,
+    answered after commit), else over REST. Both share the idempotency key, so a stream that
+    drops mid-send falls back to REST without storing the batch twice."""
+    link = device.stream_link
+    if link is not None:
+        frame = Send(client_message_id=batch["client_message_id"], recipient=batch["recipient"],
+                     envelopes=[SendEnvelope(handle=e["handle"], device_id=e["device_id"], olm_type=e["olm_type"],
+                                             body=e["body"]) for e in batch["envelopes"]],
+                     skipped=[DeviceRef(handle=x["handle"], device_id=x["device_id"]) for x in batch["skipped"]],
+                     commitment=batch["commitment"])
+        try:
+            result = await link.send(frame)
+        except ServerUnavailable:
+            pass  # fall back to REST below
+        else:
+            if result.ok:
+                return result.server_ts
+            refs: dict[str, object] = {
+                "missing": [{"handle": r.handle, "device_id": r.device_id} for r in result.missing],
+                "stale": [{"handle": r.handle, "device_id": r.device_id} for r in result.stale]}
+            raise ServerRejected(_STATUS.get(result.error, 400), result.error, result.message, refs)
+    body = {**batch, "commitment": b64encode(batch["commitment"]),
+            "envelopes": [{**e, "body": b64encode(e["body"])} for e in batch["envelopes"]]}
+    r = await device.api.send(body)
+    return int(r["server_ts"])
 
 
 async def confirm_identity(device: Device, peer: str) -> int:

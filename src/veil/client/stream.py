@@ -18,40 +18,107 @@ from veil.protocol.wire import (
     Deliver,
     KeysLow,
     QueueEmpty,
+    Send,
+    SendResult,
     StreamError,
     decode_server_frame,
     encode_frame,
 )
 
-__all__ = ["listen"]
+__all__ = ["StreamLink", "listen"]
 
 log = logging.getLogger("veil.client.stream")
 
 
-async def _session(device: Device, ws: ClientConnection, *, until_empty: bool) -> bool:
-    """Serve one connection; True when the caller asked to stop at the end of the backlog."""
-    async for raw in ws:
-        if isinstance(raw, str):
-            continue
+class StreamLink:
+    """An open stream the device can also send on: Send frames, answered by SendResult after commit."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.pending: dict[str, asyncio.Future[SendResult]] = {}
+
+    async def send(self, frame: Send, *, timeout: float = 15.0) -> SendResult:
+        fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self.pending[frame.client_message_id] = fut
         try:
-            frame = decode_server_frame(raw)
-        except MalformedData:
-            log.warning("ignored a malformed frame from the server")
-            continue
-        if isinstance(frame, Deliver):
-            done = await device.process(frame.envelopes)
-            if done:
-                await ws.send(encode_frame(Ack(ids=done)))
-            if len(done) < len(frame.envelopes):
-                raise ServerUnavailable("could not process every envelope; reconnecting")
-        elif isinstance(frame, QueueEmpty):
-            if until_empty:
-                return True
-        elif isinstance(frame, KeysLow):
-            await device.publish_keys(frame.one_time_keys)
-        elif isinstance(frame, StreamError):
-            log.warning("server stream error: %s", frame.code)
-    return False
+            await self.ws.send(encode_frame(frame))
+            return await asyncio.wait_for(fut, timeout)
+        except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as exc:
+            raise ServerUnavailable("the stream closed before the server answered") from exc
+        finally:
+            self.pending.pop(frame.client_message_id, None)
+
+    def resolve(self, result: SendResult) -> None:
+        fut = self.pending.get(result.client_message_id)
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+
+    def close(self) -> None:
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(ServerUnavailable("the stream closed before the server answered"))
+
+
+async def _session(device: Device, ws: ClientConnection, *, until_empty: bool) -> bool:
+    """Serve one connection; True when the caller asked to stop at the end of the backlog.
+
+    The reader never waits for the device lock: deliveries go to a processor task, so a send
+    waiting (with the lock held) for its SendResult can always be answered.
+    """
+    link = StreamLink(ws)
+    queue: asyncio.Queue[Deliver | QueueEmpty | KeysLow | None] = asyncio.Queue()
+
+    async def processor() -> bool:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, QueueEmpty):
+                if until_empty:
+                    return True
+            elif isinstance(item, KeysLow):
+                await device.publish_keys(item.one_time_keys)
+            else:
+                done = await device.process(item.envelopes)
+                if done:
+                    await ws.send(encode_frame(Ack(ids=done)))
+                if len(done) < len(item.envelopes):
+                    raise ServerUnavailable("could not process every envelope; reconnecting")
+        return False
+
+    async def reader() -> None:
+        try:
+            async for raw in ws:
+                if isinstance(raw, str):
+                    continue
+                try:
+                    frame = decode_server_frame(raw)
+                except MalformedData:
+                    log.warning("ignored a malformed frame from the server")
+                    continue
+                if isinstance(frame, SendResult):
+                    link.resolve(frame)
+                elif isinstance(frame, StreamError):
+                    log.warning("server stream error: %s", frame.code)
+                else:
+                    queue.put_nowait(frame)
+        finally:
+            queue.put_nowait(None)
+
+    device.stream_link = link
+    proc, read = asyncio.ensure_future(processor()), asyncio.ensure_future(reader())
+    try:
+        finished, _ = await asyncio.wait({proc, read}, return_when=asyncio.FIRST_COMPLETED)
+        if proc in finished:
+            return proc.result()
+        result = await proc  # finish what was already received, then report how the reader ended
+        read.result()
+        return result
+    finally:
+        if device.stream_link is link:
+            device.stream_link = None
+        link.close()
+        for task in (proc, read):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(proc, read, return_exceptions=True)
 
 
 async def listen(device: Device, *, until_empty: bool = False, stop: asyncio.Event | None = None,
