@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from veil.server.storage.base import NewEnvelope
+from veil.server.storage.checkpoint import Checkpointer
 
 __all__ = ["BatchIn", "BatchOut", "GroupBackend", "PgGroup", "SqliteGroup", "group_backend"]
 
@@ -95,15 +96,19 @@ class SqliteGroup:
         self._path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veil-writer")
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             # Autocommit mode: we issue BEGIN IMMEDIATE ourselves, as the engine does (dialect.py).
             conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False,
                                    cached_statements=512)
-            for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=NORMAL"):
+            for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=NORMAL",
+                           "wal_autocheckpoint=0"):  # checkpoints run in `Checkpointer`, not in our commits
                 conn.execute(f"PRAGMA {pragma}")
             self._conn = conn
+            self._checkpointer = Checkpointer(self._path)
+            self._checkpointer.start()
         return self._conn
 
     def _write(self, batches: Sequence[BatchIn], acks: Sequence[tuple[str, int]]) -> tuple[list[BatchOut], int]:
@@ -174,6 +179,9 @@ class SqliteGroup:
 
     async def close(self) -> None:
         def _close() -> None:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                self._checkpointer = None
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
