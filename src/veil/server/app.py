@@ -92,6 +92,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     if isinstance(store, SqlStore):
         group = GroupWriter(group_backend(store.engine), after_commit(hub, metrics))
         sends = StreamSender(store, clock, directory, franker, group)
+        mailbox.barrier = group.barrier
     reports = ReportService(store, clock, franker, blobs)
 
     @contextlib.asynccontextmanager

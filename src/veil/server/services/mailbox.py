@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from veil.protocol.wire import KIND_SECRET
@@ -48,6 +48,8 @@ class MailboxService:
         self._hub = hub
         self._franker = franker
         self._max_age_ms = envelope_max_age_ms
+        # Set when stream sends and acks go through the group writer: reads wait for it first.
+        self.barrier: Callable[[], Awaitable[None]] | None = None
 
     async def send(self, sender: DeviceRow, client_message_id: str, recipient: str,
                    envelopes: Sequence[OutgoingEnvelope], skipped: Sequence[Target],
@@ -95,6 +97,8 @@ class MailboxService:
         return result
 
     async def fetch(self, device: DeviceRow, limit: int) -> tuple[list[EnvelopeRow], bool]:
+        if self.barrier is not None:
+            await self.barrier()  # acks a stream sent before closing are applied before we read
         rows = await self._store.fetch_envelopes(device.device_id, limit=limit + 1)
         return rows[:limit], len(rows) > limit
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from veil.server.storage.group_sql import BatchIn, BatchOut, GroupBackend
 
@@ -67,6 +68,18 @@ class GroupWriter:
         self._next.ack_futures.append((fut, len(ids)))
         self._schedule()
         return fut
+
+    async def barrier(self) -> None:
+        """Wait until every send and ack handed in before this call is committed (or failed).
+
+        A REST read after a stream closes must see the acks that stream sent before closing.
+        """
+        waits: list[asyncio.Future[Any]] = [p.future for p in self._next.batches]
+        waits += [fut for fut, _n in self._next.ack_futures]
+        if self._flushing is not None:
+            waits.append(self._flushing)
+        if waits:
+            await asyncio.shield(asyncio.gather(*waits, return_exceptions=True))
 
     def _schedule(self) -> None:
         if not self._scheduled and self._flushing is None:
