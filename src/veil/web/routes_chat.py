@@ -46,8 +46,9 @@ async def inbox(request: Request) -> Response:
     device = device_of(request)
     if device is None:
         return back("/")
+    at = view_print(request)
     incoming = [v.peer for v in device.verifications.incoming()]
-    return render(request, "inbox.html", threads=inbox_rows(device), linked=device.is_linked, incoming=incoming,
+    return render(request, "inbox.html", at=at, threads=inbox_rows(device), linked=device.is_linked, incoming=incoming,
                   error=request.query_params.get("error", ""))
 
 
@@ -98,7 +99,8 @@ async def thread(request: Request) -> Response:
     if secret and not device.is_linked:
         return back("/inbox?error=" + quote("This device is not linked yet, so it cannot open secret conversations."))
     await _seen(device, peer, secret)
-    return render(request, "thread.html", stickers=_PACK.stickers, **_thread_context(device, peer, secret))
+    at = view_print(request, peer=peer, secret=secret)
+    return render(request, "thread.html", at=at, stickers=_PACK.stickers, **_thread_context(device, peer, secret))
 
 
 async def thread_part(request: Request) -> Response:
@@ -217,21 +219,25 @@ async def sticker(request: Request) -> Response:
 
 
 # -- live updates -------------------------------------------------------------------------------
-def _view_print(request: Request) -> str:
+def view_print(request: Request, *, peer: str = "", secret: bool = False, view: str = "") -> str:
+    """A fingerprint of what one page shows; the page's event stream refreshes it when this changes."""
     state = web_of(request).state
     device = state.device if state.status == "ready" else None
-    peer = request.query_params.get("peer", "")
     link = state.link
     base = (state.status, state.error, link.result if link else "", link.error if link else "")
     if device is None:
         return fingerprint(base)
     if not peer:
         return fingerprint(base, inbox_rows(device), [v.peer for v in device.verifications.incoming()])
-    secret = request.query_params.get("secret") == "1"
-    if request.query_params.get("view") == "facts":  # settings: reload for verification steps only
+    if view == "facts":  # settings: reload for verification steps only
         return fingerprint(base, thread_facts(device, peer, secret=secret))
     rows = [(r["id"], r["status"], r["expires_at"], r["seen"]) for r in message_rows(device, peer, secret=secret)]
     return fingerprint(base, rows, thread_facts(device, peer, secret=secret))
+
+
+def _view_print(request: Request) -> str:
+    q = request.query_params
+    return view_print(request, peer=q.get("peer", ""), secret=q.get("secret") == "1", view=q.get("view", ""))
 
 
 async def events(request: Request) -> Response:
@@ -239,7 +245,9 @@ async def events(request: Request) -> Response:
     state = web_of(request).state
 
     async def stream() -> AsyncIterator[str]:
-        last = _view_print(request)
+        # Start from what the page was rendered with: a change between its render and this
+        # connection is sent at once instead of being missed.
+        last = request.query_params.get("at") or _view_print(request)
         idle = 0
         yield "retry: 1000\n\n"
         while not state.stopping:

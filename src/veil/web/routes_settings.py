@@ -15,6 +15,7 @@ from veil.client.device import Device
 from veil.client.errors import ClientError
 from veil.protocol.safety import format_groups
 from veil.web.common import back, device_of, field, render, thread_url
+from veil.web.routes_chat import view_print
 from veil.web.views import TIMER_CHOICES, thread_facts
 
 __all__ = ["routes"]
@@ -46,12 +47,13 @@ async def settings(request: Request) -> Response:
     if device is None:
         return back("/")
     peer, secret = _peer_secret(request)
+    at = view_print(request, peer=peer, secret=secret, view="facts")
     try:
         blocked = peer in await device.blocked()
     except ClientError:
         blocked = False
     facts = thread_facts(device, peer, secret=secret)
-    return render(request, "settings.html", peer=peer, secret=secret, facts=facts, blocked=blocked,
+    return render(request, "settings.html", at=at, peer=peer, secret=secret, facts=facts, blocked=blocked,
                   safety=(await _pinned(device, peer)).split(), timers=TIMER_CHOICES, linked=device.is_linked,
                   note=request.query_params.get("note", ""), url=thread_url(peer, secret))
 
