@@ -14,7 +14,7 @@ from websockets.exceptions import WebSocketException
 
 from tests.conftest import ServerProcess, make_pg_database, start_server
 from tests.scale.raw import Collector, Dev, person, wait_for, ws_url
-from veil.protocol.wire import Send, SendEnvelope, SendResult, decode_server_frame, encode_frame
+from veil.protocol.wire import Results, Send, SendEnvelope, SendResult, decode_server_frame, encode_frame
 
 FAST_HASH = ("--argon2-time-cost", "1", "--argon2-memory-kib", "1024")
 PAIRS = 4
@@ -52,9 +52,10 @@ async def _burst(url: str, me: Dev, to: Dev, pair: int, acked: set[bytes]) -> No
             async for raw in ws:
                 assert isinstance(raw, bytes)
                 f = decode_server_frame(raw)
-                if isinstance(f, SendResult) and f.ok:
-                    seq = int(f.client_message_id.split("-")[1])
-                    acked.add(_body(pair, seq))
+                for r in f.results if isinstance(f, Results) else [f]:
+                    if isinstance(r, SendResult) and r.ok:
+                        seq = int(r.client_message_id.split("-")[1])
+                        acked.add(_body(pair, seq))
     except (OSError, WebSocketException):
         pass  # killed mid-burst
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
+from collections import deque
 
 import msgspec
 from websockets.asyncio.client import ClientConnection
@@ -18,9 +20,11 @@ from veil.protocol.wire import (
     DeviceRef,
     Envelope,
     QueueEmpty,
+    Results,
     Send,
     SendEnvelope,
     SendResult,
+    Sends,
     ServerFrame,
     StreamError,
     decode_server_frame,
@@ -62,10 +66,24 @@ def send_frame(to: list[Dev], cmid: str, body: bytes = b"\x02ct", commitment: by
     return encode_frame(Send(cmid, to[0].handle, envs, skipped or [], commitment))
 
 
+_answers: weakref.WeakKeyDictionary[ClientConnection, deque[SendResult]] = weakref.WeakKeyDictionary()
+
+
 async def until(ws: ClientConnection, kind: type[ServerFrame]) -> ServerFrame:
-    """The next frame of this type; KeysLow and QueueEmpty frames on the way are skipped."""
+    """The next frame of this type; KeysLow and QueueEmpty frames on the way are skipped. A Results
+    frame counts as its SendResults, one after the other."""
+    waiting = _answers.setdefault(ws, deque())
+    if kind is SendResult and waiting:
+        return waiting.popleft()
     while True:
         f = await frame(ws)
+        if isinstance(f, Results):
+            assert len(f.results) > 1, "a single answer travels as SendResult"
+            if kind is SendResult:
+                waiting.extend(f.results[1:])
+                return f.results[0]
+            waiting.extend(f.results)
+            continue
         if isinstance(f, kind):
             return f
         assert not isinstance(f, (Deliver, SendResult, StreamError)), f
@@ -256,3 +274,30 @@ async def test_order_per_device_holds_under_many_concurrent_senders(live: Live) 
     for i in range(senders):
         assert [n for s, n in received if s == str(i)] == list(range(per))
 
+
+
+async def test_sends_frame_carries_several_messages_each_answered(live: Live) -> None:  # noqa: F811
+    alice, bob = await live.person("alice"), await live.person("bob")
+    async with live.stream(alice.headers) as wa, live.stream(bob.headers) as wb:
+        await until(wb, QueueEmpty)
+        many = [msgspec.msgpack.decode(send_frame([bob], f"s{n}", body=b"%d" % n), type=Send) for n in range(40)]
+        bad = Send("bad", "nobody_here", [], [], b"")
+        await wa.send(encode_frame(Sends([*many[:20], bad, *many[20:]])))
+        answers = [await until(wa, SendResult) for _ in range(41)]
+        by_id = {a.client_message_id: a for a in answers if isinstance(a, SendResult)}
+        assert set(by_id) == {f"s{n}" for n in range(40)} | {"bad"}
+        assert all(by_id[f"s{n}"].ok for n in range(40))
+        assert not by_id["bad"].ok and by_id["bad"].error == "unknown_user"
+        bodies: list[bytes] = []
+        while len(bodies) < 40:
+            got = await until(wb, Deliver)
+            assert isinstance(got, Deliver)
+            bodies += [e.body for e in got.envelopes]
+            await wb.send(encode_frame(Ack([e.id for e in got.envelopes])))
+        assert bodies == [b"%d" % n for n in range(40)]  # the frame's order is the delivery order
+        await quiet(wb)
+        await wa.send(encode_frame(Sends([])))  # empty: malformed, and the stream goes on
+        err = await until(wa, StreamError)
+        assert isinstance(err, StreamError) and err.code == "bad_frame"
+        await wa.send(send_frame([bob], "after"))
+        assert ok(await until(wa, SendResult))

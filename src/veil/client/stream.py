@@ -18,6 +18,7 @@ from veil.protocol.wire import (
     Deliver,
     KeysLow,
     QueueEmpty,
+    Results,
     Send,
     SendResult,
     StreamError,
@@ -95,6 +96,9 @@ async def _session(device: Device, ws: ClientConnection, *, until_empty: bool) -
                     continue
                 if isinstance(frame, SendResult):
                     link.resolve(frame)
+                elif isinstance(frame, Results):
+                    for result in frame.results:
+                        link.resolve(result)
                 elif isinstance(frame, StreamError):
                     log.warning("server stream error: %s", frame.code)
                 else:

@@ -3,7 +3,8 @@
 Server → device: Deliver (a batch of envelopes), QueueEmpty (the stored backlog has been
 sent), KeysLow (publish more one-time keys), StreamError.
 Device → server: Ack (delete these envelopes), Ping, Send (a batch of envelopes, answered by
-SendResult after the commit).
+SendResult after the commit), Sends (several Send frames in one). The server answers Send frames
+whose results are ready together with one Results frame.
 Frames are tagged msgspec structs, so decoding is one call with no per-field Python work.
 """
 
@@ -18,6 +19,7 @@ from veil.protocol.errors import MalformedData
 __all__ = [
     "KIND_REGULAR",
     "KIND_SECRET",
+    "MAX_SENDS_PER_FRAME",
     "Ack",
     "ClientFrame",
     "Deliver",
@@ -26,9 +28,11 @@ __all__ = [
     "KeysLow",
     "Ping",
     "QueueEmpty",
+    "Results",
     "Send",
     "SendEnvelope",
     "SendResult",
+    "Sends",
     "ServerFrame",
     "StreamError",
     "decode_client_frame",
@@ -124,8 +128,25 @@ class SendResult(msgspec.Struct, frozen=True, tag="sent", array_like=True):
     stale: list[DeviceRef] = []
 
 
-ServerFrame = Union[Deliver, QueueEmpty, KeysLow, StreamError, SendResult]
-ClientFrame = Union[Ack, Ping, Send]
+# -- several sends per frame (appended): the per-frame cost (WebSocket framing, one event-loop
+# wake-up, one decode) is then paid once per group rather than once per message.
+MAX_SENDS_PER_FRAME = 256
+
+
+class Sends(msgspec.Struct, frozen=True, tag="sends", array_like=True):
+    """Device → server: several Send frames in one; each is answered as if sent alone."""
+
+    sends: Annotated[list[Send], msgspec.Meta(min_length=1, max_length=MAX_SENDS_PER_FRAME)]
+
+
+class Results(msgspec.Struct, frozen=True, tag="results", array_like=True):
+    """Server → device: the SendResults that were ready together, in the order they were ready."""
+
+    results: list[SendResult]
+
+
+ServerFrame = Union[Deliver, QueueEmpty, KeysLow, StreamError, SendResult, Results]
+ClientFrame = Union[Ack, Ping, Send, Sends]
 
 _encoder = msgspec.msgpack.Encoder()
 _server_decoder = msgspec.msgpack.Decoder(ServerFrame)

@@ -6,12 +6,13 @@ sent on this connection, so an envelope whose transaction committed late (Postgr
 not commit-ordered) is still pushed. A client that stops acknowledging gets nothing more
 once MAX_UNACKED envelopes are outstanding: memory per connection stays bounded.
 
-Fast lane (Send frames): the reader hands each Send to `StreamSender` and each Ack to the node's
-group writer without waiting for the commit; answers come back through the slot (`results`),
-and envelopes committed by the group writer arrive in the slot's bounded `outbox`, so the writer
-task pushes them without a database read. A database re-read (`mail`) always comes first and
-empties the outbox, which keeps per-device order; the outbox only carries what was committed.
-At most MAX_INFLIGHT_SENDS Send frames per connection wait for their answer; beyond that the
+Fast lane (Send and Sends frames): the reader hands each Send to `StreamSender` and each Ack
+to the node's group writer without waiting for the commit; answers come back through the slot
+(`results`; those ready together go out as one Results frame), and envelopes committed by the
+group writer arrive in the slot's bounded `outbox`, so the writer task pushes them without a
+database read. A database re-read (`mail`) always comes first and empties the outbox, which keeps
+per-device order; the outbox only carries what was committed. At most MAX_INFLIGHT_SENDS Send
+frames per connection wait for their answer; beyond that the
 reader stops reading, and TCP pushes back on the client.
 """
 
@@ -34,8 +35,10 @@ from veil.protocol.wire import (
     KeysLow,
     Ping,
     QueueEmpty,
+    Results,
     Send,
     SendResult,
+    Sends,
     ServerFrame,
     StreamError,
     decode_client_frame,
@@ -153,8 +156,8 @@ class _Connection:
     async def send_results(self) -> None:
         while self.slot.results:
             results, self.slot.results = self.slot.results, []
-            for r in results:
-                await self.send(r)
+            # Answers that were ready together travel together: one frame, one write.
+            await self.send(results[0] if len(results) == 1 else Results(results))
             self.inflight -= len(results)
             self._room.set()
 
@@ -206,6 +209,9 @@ class _Connection:
                 continue
             if isinstance(frame, Send):
                 await self.on_send(frame)
+            elif isinstance(frame, Sends):
+                for one in frame.sends:
+                    await self.on_send(one)
             elif isinstance(frame, Ack):
                 if self.group is None:
                     await self.mailbox.ack(self.device, frame.ids)
