@@ -41,11 +41,22 @@ from bench.common import (
     start_node,
     ws_url,
 )
-from veil.protocol.wire import Ack, Deliver, Send, SendEnvelope, SendResult, decode_server_frame, encode_frame
+from veil.protocol.wire import (
+    Ack,
+    Deliver,
+    Results,
+    Send,
+    SendEnvelope,
+    SendResult,
+    Sends,
+    decode_server_frame,
+    encode_frame,
+)
 
 BODY = 200
 MAX_INFLIGHT = 256
-WINDOW = 256  # unanswered Send frames per sender stream (throughput mode)
+WINDOW = 256  # unanswered Sends per sender stream
+BATCH = 64  # Sends per frame at most (throughput mode: as many as the window allows)
 
 
 @dataclass
@@ -70,29 +81,49 @@ class Receiver:
 
 
 class StreamSender:
-    """One sender device's stream: Send frames out, SendResult frames in."""
+    """One sender device's stream: Sends frames out (what was due in the same loop tick, as a
+    client coalesces the sends made together), SendResult/Results frames in."""
 
     def __init__(self, ws: ClientConnection, me: Dev, to: Dev) -> None:
         self.ws, self.me, self.to = ws, me, to
-        self.window = asyncio.Semaphore(WINDOW)
+        self.inflight = 0  # Send frames not answered yet (at most WINDOW)
+        self.room = asyncio.Event()
+        self.room.set()
         self.ok = self.errors = 0
         self.seq = 0
 
-    async def send(self, stamp: int) -> None:
-        self.seq += 1
-        body = struct.pack("<q", stamp).ljust(BODY, b"\x00")
-        await self.ws.send(encode_frame(Send(f"{self.me.device_id}-{self.seq}", self.to.handle,
-                                             [SendEnvelope(self.to.handle, self.to.device_id, 1, body)])))
+    async def send(self, stamps: list[int]) -> None:
+        """One frame with a message per stamp (0: no latency sample)."""
+        sends = []
+        for stamp in stamps:
+            self.seq += 1
+            body = struct.pack("<q", stamp).ljust(BODY, b"\x00")
+            sends.append(Send(f"{self.me.device_id}-{self.seq}", self.to.handle,
+                              [SendEnvelope(self.to.handle, self.to.device_id, 1, body)]))
+        self.inflight += len(sends)
+        if self.inflight >= WINDOW:
+            self.room.clear()
+        await self.ws.send(encode_frame(sends[0] if len(sends) == 1 else Sends(sends)))
 
     async def answers(self) -> None:
         with contextlib.suppress(Exception):
             async for raw in self.ws:
-                if isinstance(raw, bytes) and isinstance(f := decode_server_frame(raw), SendResult):
-                    if f.ok:
+                if not isinstance(raw, bytes):
+                    continue
+                f = decode_server_frame(raw)
+                results = f.results if isinstance(f, Results) else [f] if isinstance(f, SendResult) else []
+                for r in results:
+                    if r.ok:
                         self.ok += 1
                     else:
                         self.errors += 1
-                    self.window.release()
+                self.inflight -= len(results)
+                if self.inflight < WINDOW:
+                    self.room.set()
+
+    @property
+    def free(self) -> int:
+        return max(WINDOW - self.inflight, 0)
 
 
 async def _drive_stream(send_url: str, senders: list[Dev], receivers: list[Dev], recs: list[Receiver], mode: str,
@@ -105,10 +136,9 @@ async def _drive_stream(send_url: str, senders: list[Dev], receivers: list[Dev],
     # device lists (a cold cache costs a few database reads per account) and the figures below
     # describe the steady state.
     for lane in lanes:
-        await lane.window.acquire()
-        await lane.send(0)
+        await lane.send([0])
     deadline = time.perf_counter() + 10
-    while (any(lane.window._value < WINDOW for lane in lanes)  # noqa: ASYNC110
+    while (any(lane.inflight for lane in lanes)  # noqa: ASYNC110
            or sum(r.count for r in recs) < len(lanes)) and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
     for lane in lanes:
@@ -121,25 +151,27 @@ async def _drive_stream(send_url: str, senders: list[Dev], receivers: list[Dev],
     if mode == "throughput":
         async def loop(lane: StreamSender) -> None:
             while time.perf_counter() < stop_at:
-                await lane.window.acquire()
-                await lane.send(0)
+                await lane.room.wait()
+                await lane.send([0] * min(lane.free, BATCH))
         await asyncio.gather(*(loop(lane) for lane in lanes))
     else:
         n = 0
         while (now := time.perf_counter()) < stop_at:
             due = int((now - start) * rate)
-            while n < due:
-                lane = lanes[n % len(lanes)]
-                if lane.window.locked():  # the server is saturated: offered load is capped
-                    n = due
-                    break
-                await lane.window.acquire()
-                await lane.send(time.perf_counter_ns())
-                n += 1
+            if n < due:
+                stamp = time.perf_counter_ns()
+                per_lane = [0] * len(lanes)
+                for i in range(n, due):
+                    per_lane[i % len(lanes)] += 1
+                for lane, want in zip(lanes, per_lane, strict=True):
+                    # When the server is saturated the offered load is capped by the window.
+                    if want := min(want, lane.free):
+                        await lane.send([stamp] * want)
+                n = due
             await asyncio.sleep(0.0005)
     elapsed = time.perf_counter() - start
     deadline = time.perf_counter() + 10
-    while any(lane.window._value < WINDOW for lane in lanes) and time.perf_counter() < deadline:  # noqa: ASYNC110
+    while any(lane.inflight for lane in lanes) and time.perf_counter() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     for ws in socks:
         await ws.close()
