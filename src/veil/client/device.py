@@ -69,6 +69,10 @@ class Device:
         self.typing: dict[tuple[str, bool], int] = {}  # (peer, secret) → typing until (ms)
         self.verifications = Verifications(self)
         self.stream_link: StreamLink | None = None  # set while listen() holds a stream open
+        self.outbox = sending.Outbox(self)  # secret sends waiting for the server's answer
+        self._thread_index: dict[str, Any] | None = None  # the "threads" record, written once per commit
+        self._thread_index_dirty = False
+        store.before_commit.append(self._write_state)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -153,8 +157,23 @@ class Device:
         return device
 
     async def close(self) -> None:
+        self.outbox.close()
         await self.api.aclose()
         self.store.close()
+
+    def _write_state(self) -> None:
+        """Before every commit: what this class keeps in memory and writes once per transaction."""
+        if self.sessions.account_dirty:  # an inbound session used up a one-time key
+            self.sessions.account_dirty = False
+            self.save_state()
+        if self._thread_index_dirty and self._thread_index is not None:
+            self._thread_index_dirty = False
+            self.store.put("threads", self._thread_index, commit=False)
+
+    def _threads(self) -> dict[str, Any]:
+        if self._thread_index is None:
+            self._thread_index = dict(self.store.get("threads") or {})
+        return self._thread_index
 
     def save_state(self) -> None:
         self._state["account"] = self.account.pickle(self.store.pickle_key)
@@ -243,7 +262,7 @@ class Device:
         return Thread(self, peer, secret)
 
     def threads(self) -> list[ThreadSummary]:
-        index: dict[str, Any] = self.store.get("threads") or {}
+        index = self._threads()
         out = [ThreadSummary(peer=v["peer"], is_secret=v["secret"], last_ts=v["last_ts"],
                              last_text=v["last_text"], timer=self.timer(v["peer"]) if v["secret"] else 0)
                for v in index.values()]
@@ -260,10 +279,12 @@ class Device:
         key = thread_key(m.peer, m.is_secret)
         if not self.store.add_message(key, m.id, m.to_record(), commit=False):
             return False
-        index: dict[str, Any] = dict(self.store.get("threads") or {})
         preview = m.text or {"image": "📷 Photo", "video": "🎬 Video", "sticker": "Sticker"}.get(m.kind, "")
-        index[key] = {"peer": m.peer, "secret": m.is_secret, "last_ts": m.sent_at, "last_text": preview[:80]}
-        self.store.put("threads", index, commit=commit)
+        self._threads()[key] = {"peer": m.peer, "secret": m.is_secret, "last_ts": m.sent_at,
+                                "last_text": preview[:80]}
+        self._thread_index_dirty = True  # written by the next commit (one write per transaction)
+        if commit:
+            self.store.commit()
         for cb in self._listeners:
             cb(m)
         return True

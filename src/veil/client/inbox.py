@@ -44,10 +44,7 @@ async def process(device: Device, envelopes: list[Envelope]) -> list[int]:
             except ServerUnavailable:
                 break  # keep the rest queued: they come again
             done.append(env.id)
-        if device.sessions.account_dirty:
-            device.sessions.account_dirty = False
-            device.save_state()
-        device.store.commit()
+        device.store.commit()  # one transaction per batch: messages, seen digests, sessions, account
     return done
 
 

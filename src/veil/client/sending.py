@@ -6,22 +6,39 @@ ciphertext so the recipient can later report it verifiably.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from veil.client import timers
-from veil.client.errors import IdentityChanged, ServerRejected, ServerUnavailable, UsageError
+from veil.client.errors import ClientError, IdentityChanged, ServerRejected, ServerUnavailable, UsageError
 from veil.client.models import Message
 from veil.protocol.encoding import b64encode
+from veil.protocol.errors import MalformedData
 from veil.protocol.franking import commit, new_franking_key
 from veil.protocol.payload import SecretPayload, decode_payload, encode_payload
-from veil.protocol.wire import DeviceRef, Send, SendEnvelope
+from veil.protocol.wire import (
+    MAX_SENDS_PER_FRAME,
+    DeviceRef,
+    Send,
+    SendEnvelope,
+    SendResult,
+    Sends,
+    decode_client_frame,
+    encode_frame,
+)
 
 if TYPE_CHECKING:
     from veil.client.device import Device
+    from veil.client.stream import StreamLink
 
-__all__ = ["confirm_identity", "deliver_secret", "new_payload", "own_secret_message", "send_regular", "send_secret"]
+__all__ = ["Outbox", "confirm_identity", "deliver_secret", "new_payload", "own_secret_message", "send_regular",
+           "send_secret"]
+
+log = logging.getLogger("veil.client.sending")
 
 
 def new_payload(device: Device, peer: str, kind: str, **fields: Any) -> SecretPayload:
@@ -48,93 +65,289 @@ async def send_regular(device: Device, peer: str, *, text: str = "", kind: str =
 
 
 async def send_secret(device: Device, payload: SecretPayload, *, show: Message | None = None) -> int:
-    """Deliver a payload; store `show` in the thread (held if the peer's identity changed)."""
+    """Deliver a payload; store `show` in the thread once the server has it (held if the peer's
+    identity changed). Returns the server's timestamp.
+
+    The device lock is held only to encrypt and to write the outbox entry, never across the
+    network round trip, so several sends (tasks) pipeline on the stream.
+    """
     if not device.is_linked:
         raise UsageError("this device is not linked yet: link it from one of your other devices first")
-    peer = payload.to
-    async with device.lock:
-        device.context_peer = peer
-        try:
-            ts = await deliver_secret(device, payload)
-        except IdentityChanged:
-            if show is not None:
-                held = dict(device.store.get(f"held:{peer}") or {})
-                held[payload.message_id] = encode_payload(payload)
-                device.store.put(f"held:{peer}", held, commit=False)
-                device.store_message(dataclasses.replace(show, status="held"))
-                device.store.commit()
-            raise
-        finally:
-            device.context_peer = ""
-        if show is not None:
-            device.store_message(show)
-            if show.expires_at:  # the sender's countdown starts at sending
-                timers.schedule(device, show.id, show.expires_at)
-            device.store.commit()
-    return ts
+    return await _deliver(device, payload, show, 0)
 
 
 async def deliver_secret(device: Device, payload: SecretPayload) -> int:
-    """Encrypt `payload` for every trusted device of both people and hand it to the server."""
+    """Encrypt `payload` for every trusted device of both people and hand it to the server
+    (through the outbox); return the server's timestamp once it has committed it."""
+    return await _deliver(device, payload, None, 0)
+
+
+async def _deliver(device: Device, payload: SecretPayload, show: Message | None, attempt: int) -> int:
+    outbox = device.outbox
+    key = payload.message_id
+    outbox.resume()  # entries left by an earlier run go first
+    outbox.live.add(key)
+    try:
+        while True:
+            async with device.lock:
+                device.context_peer = payload.to
+                try:
+                    frame = await _encrypt(device, payload, attempt)
+                except IdentityChanged:
+                    device.store.outbox_remove([key])  # an earlier attempt's entry, if any
+                    if show is not None:
+                        held = dict(device.store.get(f"held:{payload.to}") or {})
+                        held[key] = encode_payload(payload)
+                        device.store.put(f"held:{payload.to}", held, commit=False)
+                        device.store_message(dataclasses.replace(show, status="held"))
+                    device.store.commit()
+                    raise
+                finally:
+                    device.context_peer = ""
+                fut = outbox.add(key, frame, payload, show, attempt)
+            result = await outbox.wait(fut)
+            if result.ok:
+                return result.server_ts
+            if result.error == "device_mismatch" and attempt < 3:
+                attempt += 1  # the server's device view differs: refresh, re-encrypt, new attempt id
+                continue
+            raise ServerRejected(_STATUS.get(result.error, 400), result.error, result.message, {
+                "missing": [{"handle": r.handle, "device_id": r.device_id} for r in result.missing],
+                "stale": [{"handle": r.handle, "device_id": r.device_id} for r in result.stale]})
+    finally:
+        outbox.live.discard(key)
+
+
+async def _encrypt(device: Device, payload: SecretPayload, attempt: int) -> Send:
+    """One attempt's Send frame: the payload encrypted once per target device."""
     peer = payload.to
     plaintext = encode_payload(payload)
-    commitment = commit(payload.franking_key, plaintext)
-    for attempt in range(4):
-        them = await device.directory.get(peer, refresh=attempt > 0)
-        mine = await device.directory.get(device.handle, refresh=attempt > 0)
-        targets = [(peer, d) for d in them.devices]
-        targets += [(device.handle, d) for d in mine.devices if d.device_id != device.device_id]
-        failed = await device.sessions.ensure(device.api, targets)
-        envelopes = []
-        for handle, d in targets:
-            if (handle, d.device_id) in failed:
-                continue
-            olm_type, body = device.sessions.encrypt(d.curve25519, plaintext)
-            envelopes.append({"handle": handle, "device_id": d.device_id, "olm_type": olm_type, "body": body})
-        device.store.commit()  # session state advanced: keep it before the network call
-        skipped = [{"handle": peer, "device_id": x} for x in them.untrusted]
-        skipped += [{"handle": device.handle, "device_id": x} for x in mine.untrusted if x != device.device_id]
-        skipped += [{"handle": h, "device_id": x} for h, x in failed]
-        batch = {"client_message_id": f"{payload.message_id}.{attempt}", "recipient": peer,
-                 "envelopes": envelopes, "skipped": skipped, "commitment": commitment}
-        try:
-            return await _send_batch(device, batch)
-        except ServerRejected as exc:
-            if exc.status == 409 and exc.code == "device_mismatch" and attempt < 3:
-                continue
-            raise
-    raise ServerUnavailable("the server kept disagreeing about the device lists")  # pragma: no cover
+    refresh = attempt > 0
+    them = await device.directory.get(peer, refresh=refresh)
+    mine = await device.directory.get(device.handle, refresh=refresh)
+    targets = [(peer, d) for d in them.devices]
+    targets += [(device.handle, d) for d in mine.devices if d.device_id != device.device_id]
+    failed = await device.sessions.ensure(device.api, targets)
+    envelopes = []
+    for handle, d in targets:
+        if failed and (handle, d.device_id) in failed:
+            continue
+        olm_type, body = device.sessions.encrypt(d.curve25519, plaintext)
+        envelopes.append(SendEnvelope(handle=handle, device_id=d.device_id, olm_type=olm_type, body=body))
+    skipped = [DeviceRef(handle=peer, device_id=x) for x in them.untrusted]
+    skipped += [DeviceRef(handle=device.handle, device_id=x) for x in mine.untrusted if x != device.device_id]
+    skipped += [DeviceRef(handle=h, device_id=x) for h, x in failed]
+    return Send(client_message_id=f"{payload.message_id}.{attempt}", recipient=peer, envelopes=envelopes,
+                skipped=skipped, commitment=commit(payload.franking_key, plaintext))
 
 
 _STATUS = {"device_mismatch": 409, "unknown_user": 404, "blocked": 403, "unauthorized": 401}
+_ANSWER_TIMEOUT = 30.0
 
 
-async def _send_batch(device: Device, batch: dict[str, Any]) -> int:
-    """Hand one batch to the server: on the open stream when there is one (a binary Send frame,
-    answered after commit), else over REST. Both share the idempotency key, so a stream that
-    drops mid-send falls back to REST without storing the batch twice."""
-    link = device.stream_link
-    if link is not None:
-        frame = Send(client_message_id=batch["client_message_id"], recipient=batch["recipient"],
-                     envelopes=[SendEnvelope(handle=e["handle"], device_id=e["device_id"], olm_type=e["olm_type"],
-                                             body=e["body"]) for e in batch["envelopes"]],
-                     skipped=[DeviceRef(handle=x["handle"], device_id=x["device_id"]) for x in batch["skipped"]],
-                     commitment=batch["commitment"])
+@dataclasses.dataclass(slots=True, eq=False)
+class _Pending:
+    key: str  # the payload's message id: the outbox entry's name
+    frame: Send
+    record: dict[str, Any]  # what the outbox entry holds (payload, attempt, the message to show)
+    future: asyncio.Future[SendResult] | None  # None: nobody waits (an entry left by an earlier run)
+
+
+class Outbox:
+    """Secret sends between encryption and the server's answer.
+
+    `add` writes the entry (frame, payload, the message to show) into the open transaction.
+    One pump task then, per round: takes the device lock, stores the messages the server has
+    acknowledged since the last round and drops their entries, commits once (outbox entries,
+    Olm session state, messages, thread index), and only then puts the newly committed frames on
+    the wire, as one `Sends` frame (or over REST, in order, without a stream). Answers (`Results`)
+    come back through `on_result`. An entry stays in the store until answered, so one that was
+    in flight when the stream dropped is sent again on the next stream (or over REST), and one
+    left by a crash is sent again when the device next connects, with the same
+    client_message_id: the server answers a repeat as it answered the first, so nothing is
+    stored twice, and its message is shown once, when acknowledged.
+    """
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.live: set[str] = set()  # keys a send task is working on (between attempts too)
+        self._staged: list[_Pending] = []  # written into the open transaction, not yet committed
+        self._unsent: list[_Pending] = []  # committed, not yet on the wire
+        self._inflight: dict[str, _Pending] = {}  # client_message_id → sent on the current stream
+        self._done: list[tuple[_Pending, SendResult]] = []  # answered, not yet applied
+        self._pump_task: asyncio.Future[None] | None = None
+        self._retries: set[asyncio.Future[None]] = set()
+        self._resumed = False
+        self._closed = False
+
+    # -- used by send tasks (add with the device lock held) ----------------------------------
+    def add(self, key: str, frame: Send, payload: SecretPayload, show: Message | None,
+            attempt: int) -> asyncio.Future[SendResult]:
+        record = {"key": key, "frame": encode_frame(frame), "payload": encode_payload(payload),
+                  "attempt": attempt, "show": show.to_record() if show is not None else None}
+        self.device.store.outbox_put(key, record)
+        fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._staged.append(_Pending(key, frame, record, fut))
+        self._kick()
+        return fut
+
+    async def wait(self, fut: asyncio.Future[SendResult]) -> SendResult:
         try:
-            result = await link.send(frame)
-        except ServerUnavailable:
-            pass  # fall back to REST below
-        else:
-            if result.ok:
-                return result.server_ts
-            refs: dict[str, object] = {
-                "missing": [{"handle": r.handle, "device_id": r.device_id} for r in result.missing],
-                "stale": [{"handle": r.handle, "device_id": r.device_id} for r in result.stale]}
-            raise ServerRejected(_STATUS.get(result.error, 400), result.error, result.message, refs)
-    body = {**batch, "commitment": b64encode(batch["commitment"]),
-            "envelopes": [{**e, "body": b64encode(e["body"])} for e in batch["envelopes"]]}
-    r = await device.api.send(body)
-    return int(r["server_ts"])
+            return await asyncio.wait_for(asyncio.shield(fut), _ANSWER_TIMEOUT)
+        except TimeoutError as exc:
+            raise ServerUnavailable("the server did not answer; the message stays queued") from exc
+
+    # -- stream hooks --------------------------------------------------------------------------
+    def resume(self) -> None:
+        """Queue the store's entries that no task here knows of (left by an earlier run, or by a
+        send that gave up while the server was unreachable): they go out before anything new."""
+        if self._resumed or self._closed:
+            return
+        self._resumed = True
+        known = self.live | {p.key for p in self._staged + self._unsent + list(self._inflight.values())}
+        known |= {p.key for p, _r in self._done}
+        found = []
+        for record in self.device.store.outbox():
+            if record["key"] in known:
+                continue
+            try:
+                frame = decode_client_frame(record["frame"])
+            except MalformedData:
+                continue
+            if isinstance(frame, Send):
+                found.append(_Pending(str(record["key"]), frame, record, None))
+        if found:
+            log.info("re-sending %d queued secret message(s)", len(found))
+            self._unsent[:0] = found
+            self._kick()
+
+    def on_result(self, result: SendResult) -> None:
+        p = self._inflight.pop(result.client_message_id, None)
+        if p is not None:
+            self._done.append((p, result))
+            self._kick()
+
+    def link_opened(self) -> None:
+        self._resumed = False
+        self.resume()
+        self._kick()
+
+    def link_closed(self, link: StreamLink) -> None:
+        """Frames sent on a stream that closed before answering go again (REST or the next stream)."""
+        link.closed = True
+        if self._inflight:
+            self._unsent[:0] = list(self._inflight.values())
+            self._inflight.clear()
+            self._kick()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+        self._fail([*self._staged, *self._unsent, *self._inflight.values(), *(p for p, _r in self._done)],
+                   ServerUnavailable("the device was closed; the message stays queued"))
+
+    # -- the pump --------------------------------------------------------------------------------
+    def _kick(self) -> None:
+        if not self._closed and (self._pump_task is None or self._pump_task.done()):
+            self._pump_task = asyncio.ensure_future(self._pump())
+
+    async def _pump(self) -> None:
+        device = self.device
+        try:
+            while self._staged or self._unsent or self._done:
+                async with device.lock:
+                    done, self._done = self._done, []
+                    self._apply(done)
+                    device.store.commit()
+                    self._unsent += self._staged
+                    self._staged = []
+                for p, r in done:
+                    if p.future is not None and not p.future.done():
+                        p.future.set_result(r)
+                if self._unsent:
+                    unsent, self._unsent = self._unsent, []
+                    await self._transmit(unsent)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the outbox failed; queued messages go again on the next connection")
+            self._resumed = False
+            self._fail([*self._staged, *self._unsent, *(p for p, _r in self._done)],
+                       ServerUnavailable("the outbox failed; the message stays queued"))
+            self._staged, self._unsent, self._done = [], [], []
+
+    def _apply(self, done: list[tuple[_Pending, SendResult]]) -> None:
+        """Store what the server acknowledged and drop finished entries (lock held, no commit)."""
+        device = self.device
+        finished: list[str] = []
+        for p, r in done:
+            if r.ok:
+                show = p.record.get("show")
+                if show is not None:
+                    m = Message.from_record(show)
+                    if device.store_message(m) and m.expires_at:  # the sender's countdown starts at sending
+                        timers.schedule(device, m.id, m.expires_at)
+                finished.append(p.key)
+            elif r.error == "device_mismatch":
+                if p.future is None:  # nobody waits: retry here, as the send task would
+                    task = asyncio.ensure_future(self._retry(p))
+                    self._retries.add(task)
+                    task.add_done_callback(self._retries.discard)
+            else:
+                if p.future is None:
+                    log.warning("a queued secret message was refused (%s); dropped", r.error)
+                finished.append(p.key)
+        if finished:
+            device.store.outbox_remove(finished)
+
+    async def _retry(self, p: _Pending) -> None:
+        show = p.record.get("show")
+        try:
+            await _deliver(self.device, decode_payload(p.record["payload"]),
+                           Message.from_record(show) if show is not None else None, int(p.record["attempt"]) + 1)
+        except ClientError as exc:
+            log.warning("a queued secret message could not be re-sent: %s", exc)
+
+    async def _transmit(self, pending: list[_Pending]) -> None:
+        link = self.device.stream_link
+        if link is not None and not link.closed:
+            for p in pending:
+                self._inflight[p.frame.client_message_id] = p
+            try:
+                for i in range(0, len(pending), MAX_SENDS_PER_FRAME):
+                    chunk = pending[i:i + MAX_SENDS_PER_FRAME]
+                    await link.transmit(chunk[0].frame if len(chunk) == 1 else Sends(sends=[p.frame for p in chunk]))
+            except ServerUnavailable:
+                self.link_closed(link)  # back to _unsent, in order; the next round uses REST
+            return
+        for n, p in enumerate(pending):  # no stream: REST, one at a time, in order
+            try:
+                r = await self.device.api.send(_rest_body(p.frame))
+                result = SendResult(client_message_id=p.frame.client_message_id, ok=True,
+                                    server_ts=int(r["server_ts"]))
+            except ServerRejected as exc:
+                result = SendResult(client_message_id=p.frame.client_message_id, ok=False, error=exc.code,
+                                    message=str(exc))
+            except ServerUnavailable as exc:
+                self._resumed = False  # they stay in the store: the next connection sends them
+                self._fail(pending[n:], exc)
+                return
+            self._done.append((p, result))
+
+    @staticmethod
+    def _fail(pending: Iterable[_Pending], exc: Exception) -> None:
+        for p in pending:
+            if p.future is not None and not p.future.done():
+                p.future.set_exception(exc)
+
+
+def _rest_body(frame: Send) -> dict[str, Any]:
+    return {"client_message_id": frame.client_message_id, "recipient": frame.recipient,
+            "envelopes": [{"handle": e.handle, "device_id": e.device_id, "olm_type": e.olm_type,
+                           "body": b64encode(e.body)} for e in frame.envelopes],
+            "skipped": [{"handle": x.handle, "device_id": x.device_id} for x in frame.skipped],
+            "commitment": b64encode(frame.commitment)}
 
 
 async def confirm_identity(device: Device, peer: str) -> int:
@@ -145,18 +358,21 @@ async def confirm_identity(device: Device, peer: str) -> int:
         device.notice(peer, "identity_confirmed", f"You accepted {peer}'s new identity key.")
         held: dict[str, bytes] = dict(device.store.get(f"held:{peer}") or {})
         device.store.commit()
-        sent = 0
-        for mid, raw in held.items():
-            device.context_peer = peer
-            try:
-                await deliver_secret(device, decode_payload(raw))
-            finally:
-                device.context_peer = ""
+    sent = 0
+    for mid, raw in held.items():
+        await deliver_secret(device, decode_payload(raw))
+        async with device.lock:
             record = device.store.get_message(mid)
             if record is not None and record.get("peer") == peer:
-                device.store.update_message(mid, {**record, "status": "sent"})
-            sent += 1
-        device.store.delete(f"held:{peer}")
+                device.store.update_message(mid, {**record, "status": "sent"}, commit=False)
+            rest = dict(device.store.get(f"held:{peer}") or {})
+            rest.pop(mid, None)
+            device.store.put(f"held:{peer}", rest, commit=False)
+            device.store.commit()
+        sent += 1
+    async with device.lock:
+        if not device.store.get(f"held:{peer}"):
+            device.store.delete(f"held:{peer}")
     return sent
 
 

@@ -1,5 +1,9 @@
-"""Olm sessions per peer device: created from claimed, signature-checked one-time keys,
-persisted (encrypted) after every change."""
+"""Olm sessions per peer device: created from claimed, signature-checked one-time keys.
+
+A session that changes (every encryption and decryption advances its ratchet) is marked dirty
+and pickled once per store transaction, by a `before_commit` hook: whatever commits the
+transaction that holds a ciphertext (the outbox) or a decrypted message also holds the session
+state that made it, and a batch of 100 messages from one device costs one pickle, not 100."""
 
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ class Sessions:
         self._store = store
         self._account = account
         self._cache: dict[str, list[OlmSession]] = {}
+        self._dirty: set[str] = set()
         self.account_dirty = False  # an inbound session used up a one-time key
+        store.before_commit.append(self.flush)
 
     def _load(self, curve: str) -> list[OlmSession]:
         if curve not in self._cache:
@@ -29,10 +35,19 @@ class Sessions:
         return self._cache[curve]
 
     def _save(self, curve: str) -> None:
-        sessions = self._cache[curve][:_MAX_SESSIONS_PER_DEVICE]
-        self._cache[curve] = sessions
-        self._store.put(f"sessions:{curve}", [s.pickle(self._store.pickle_key) for s in sessions],
-                        commit=False)
+        sessions = self._cache[curve]
+        if len(sessions) > _MAX_SESSIONS_PER_DEVICE:
+            del sessions[_MAX_SESSIONS_PER_DEVICE:]
+        self._dirty.add(curve)
+
+    def flush(self) -> None:
+        """Write every session changed since the last commit (into the open transaction)."""
+        if not self._dirty:
+            return
+        key = self._store.pickle_key
+        for curve in self._dirty:
+            self._store.put(f"sessions:{curve}", [s.pickle(key) for s in self._cache[curve]], commit=False)
+        self._dirty.clear()
 
     def has_session(self, curve: str) -> bool:
         return bool(self._load(curve))

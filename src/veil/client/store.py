@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,27 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_thread ON messages (thread, seq);
 CREATE TABLE IF NOT EXISTS seen (h BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    k BLOB NOT NULL UNIQUE,
+    v BLOB NOT NULL
+);
 """
 _CHECK = b"veil-store-check"
 _enc = msgspec.msgpack.Encoder()
 
 
 class Store:
-    """Encrypted key-value records plus ordered per-thread message records."""
+    """Encrypted key-value records plus ordered per-thread message records.
+
+    Writes join the open transaction until `commit()`. Parts of the device that keep state in
+    memory and write it once per transaction (Olm sessions, the thread index) register a hook
+    in `before_commit`: every commit writes what they changed first, in the same transaction.
+    """
 
     def __init__(self, db: sqlite3.Connection, master: bytes) -> None:
         self._db = db
+        self.before_commit: list[Callable[[], None]] = []
         self._enc_key = hkdf(master, salt=b"", info=b"veil-store-enc")
         self._idx_key = hkdf(master, salt=b"", info=b"veil-store-index")
         self.pickle_key = hkdf(master, salt=b"", info=b"veil-store-pickle")
@@ -103,13 +115,16 @@ class Store:
         self._db.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
                          (slot, seal(self._enc_key, _enc.encode(value), aad=slot)))
         if commit:
-            self._db.commit()
+            self.commit()
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, commit: bool = True) -> None:
         self._db.execute("DELETE FROM kv WHERE k = ?", (self._slot(name),))
-        self._db.commit()
+        if commit:
+            self.commit()
 
     def commit(self) -> None:
+        for hook in self.before_commit:
+            hook()
         self._db.commit()
 
     def checkpoint(self) -> None:
@@ -126,7 +141,7 @@ class Store:
             (tslot, mid, seal(self._enc_key, _enc.encode(value), aad=mid)),
         )
         if commit:
-            self._db.commit()
+            self.commit()
         return cur.rowcount == 1
 
     def has_message(self, message_id: str) -> bool:
@@ -143,13 +158,13 @@ class Store:
         self._db.execute("UPDATE messages SET v = ? WHERE mid = ?",
                          (seal(self._enc_key, _enc.encode(value), aad=mid), mid))
         if commit:
-            self._db.commit()
+            self.commit()
 
     def delete_message(self, message_id: str, *, commit: bool = True) -> None:
         """Remove a message record; the freed pages are zeroed (secure_delete is on)."""
         self._db.execute("DELETE FROM messages WHERE mid = ?", (self._slot("mid:" + message_id),))
         if commit:
-            self._db.commit()
+            self.commit()
 
     def messages(self, thread: str) -> list[Any]:
         rows = self._db.execute(
@@ -157,13 +172,29 @@ class Store:
         ).fetchall()
         return [self._open(v, mid) for mid, v in rows]
 
+    # -- outbox: secret sends committed locally, not yet acknowledged by the server ------------
+    def outbox_put(self, key: str, value: Any) -> None:
+        """Add (or replace, moving it to the end) an outbox entry; joins the open transaction."""
+        slot = self._slot("outbox:" + key)
+        self._db.execute("DELETE FROM outbox WHERE k = ?", (slot,))
+        self._db.execute("INSERT INTO outbox (k, v) VALUES (?, ?)",
+                         (slot, seal(self._enc_key, _enc.encode(value), aad=slot)))
+
+    def outbox_remove(self, keys: Iterable[str]) -> None:
+        self._db.executemany("DELETE FROM outbox WHERE k = ?", [(self._slot("outbox:" + k),) for k in keys])
+
+    def outbox(self) -> list[Any]:
+        """Every outbox entry, oldest first."""
+        rows = self._db.execute("SELECT k, v FROM outbox ORDER BY seq").fetchall()
+        return [self._open(v, k) for k, v in rows]
+
     # -- replay protection -----------------------------------------------------------------
     def mark_seen(self, digest: bytes, *, commit: bool = True) -> bool:
         """Remember an envelope digest; False if it was seen before."""
         cur = self._db.execute("INSERT OR IGNORE INTO seen (h) VALUES (?)",
                                (hmac_sha256(self._idx_key, digest)[:20],))
         if commit:
-            self._db.commit()
+            self.commit()
         return cur.rowcount == 1
 
     def _open(self, sealed: bytes, aad: bytes) -> Any:

@@ -21,6 +21,7 @@ from veil.protocol.wire import (
     Results,
     Send,
     SendResult,
+    Sends,
     StreamError,
     decode_server_frame,
     encode_frame,
@@ -37,6 +38,15 @@ class StreamLink:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.pending: dict[str, asyncio.Future[SendResult]] = {}
+        self.closed = False
+
+    async def transmit(self, frame: Send | Sends) -> None:
+        """Put a frame on the wire without waiting for its answer (the outbox gets the answers)."""
+        try:
+            await self.ws.send(encode_frame(frame))
+        except (OSError, websockets.exceptions.WebSocketException) as exc:
+            self.closed = True
+            raise ServerUnavailable("the stream closed") from exc
 
     async def send(self, frame: Send, *, timeout: float = 15.0) -> SendResult:
         fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
@@ -49,12 +59,15 @@ class StreamLink:
         finally:
             self.pending.pop(frame.client_message_id, None)
 
-    def resolve(self, result: SendResult) -> None:
+    def resolve(self, result: SendResult) -> bool:
         fut = self.pending.get(result.client_message_id)
         if fut is not None and not fut.done():
             fut.set_result(result)
+            return True
+        return False
 
     def close(self) -> None:
+        self.closed = True
         for fut in self.pending.values():
             if not fut.done():
                 fut.set_exception(ServerUnavailable("the stream closed before the server answered"))
@@ -63,8 +76,8 @@ class StreamLink:
 async def _session(device: Device, ws: ClientConnection, *, until_empty: bool) -> bool:
     """Serve one connection; True when the caller asked to stop at the end of the backlog.
 
-    The reader never waits for the device lock: deliveries go to a processor task, so a send
-    waiting (with the lock held) for its SendResult can always be answered.
+    The reader never waits for the device lock: deliveries go to a processor task, and answers
+    to sends go straight to the outbox (`Results` frames, several answers at once).
     """
     link = StreamLink(ws)
     queue: asyncio.Queue[Deliver | QueueEmpty | KeysLow | None] = asyncio.Queue()
@@ -95,10 +108,12 @@ async def _session(device: Device, ws: ClientConnection, *, until_empty: bool) -
                     log.warning("ignored a malformed frame from the server")
                     continue
                 if isinstance(frame, SendResult):
-                    link.resolve(frame)
+                    if not link.resolve(frame):
+                        device.outbox.on_result(frame)
                 elif isinstance(frame, Results):
                     for result in frame.results:
-                        link.resolve(result)
+                        if not link.resolve(result):
+                            device.outbox.on_result(result)
                 elif isinstance(frame, StreamError):
                     log.warning("server stream error: %s", frame.code)
                 else:
@@ -107,6 +122,7 @@ async def _session(device: Device, ws: ClientConnection, *, until_empty: bool) -
             queue.put_nowait(None)
 
     device.stream_link = link
+    device.outbox.link_opened()  # queued sends (and any left by an earlier run) go on this stream
     proc, read = asyncio.ensure_future(processor()), asyncio.ensure_future(reader())
     try:
         finished, _ = await asyncio.wait({proc, read}, return_when=asyncio.FIRST_COMPLETED)
@@ -119,6 +135,7 @@ async def _session(device: Device, ws: ClientConnection, *, until_empty: bool) -
         if device.stream_link is link:
             device.stream_link = None
         link.close()
+        device.outbox.link_closed(link)
         for task in (proc, read):
             if not task.done():
                 task.cancel()
