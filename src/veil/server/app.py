@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.types import Receive, Scope, Send
 
 from veil.server.bus import RedisBus
 from veil.server.clock import Clock, SystemClock
@@ -27,7 +29,7 @@ from veil.server.routes.keys import keys_router
 from veil.server.routes.links import links_router
 from veil.server.routes.messages import messages_router
 from veil.server.routes.reports import reports_router
-from veil.server.routes.stream import stream_router
+from veil.server.routes.stream import STREAM_PATH, StreamEndpoint
 from veil.server.routes.threads import threads_router
 from veil.server.services.accounts import AccountService
 from veil.server.services.blobs import BlobService
@@ -47,7 +49,7 @@ from veil.server.storage.base import Store
 from veil.server.storage.group_sql import group_backend
 from veil.server.storage.sql import SqlStore
 
-__all__ = ["build_app"]
+__all__ = ["VeilApp", "build_app"]
 
 log = logging.getLogger("veil.server")
 
@@ -60,6 +62,21 @@ async def _purge_forever(mailbox: MailboxService, blobs: BlobService, interval: 
         except (OperationalError, InterfaceError, OSError) as exc:
             log.warning("purge failed (%s); will retry", type(exc).__name__)
         await asyncio.sleep(interval)
+
+
+class VeilApp(FastAPI):
+    """FastAPI, except that WS /v1/stream goes straight to its endpoint: no middleware, router or
+    WebSocket wrapper on the hot path and in every idle connection's memory."""
+
+    def __init__(self, stream: StreamEndpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == STREAM_PATH:
+            await self.stream(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store | None = None) -> FastAPI:
@@ -114,7 +131,10 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
                 await group.close()
             await store.close()
 
-    app = FastAPI(title="Veil server", version="1", lifespan=lifespan,
+    stream = StreamEndpoint(accounts, mailbox, keys, hub,
+                            recheck=config.recheck_interval if config.multi_node else None,
+                            on_open=metrics.connections.inc, sends=sends, group=group)
+    app = VeilApp(stream, title="Veil server", version="1", lifespan=lifespan,
                   description="Regular threads readable on the server; secret threads relayed as "
                               "Olm ciphertext. See docs/api.md.")
     app.state.store = store
@@ -134,9 +154,6 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     app.include_router(blobs_router(blobs, auth))
     app.include_router(blocks_router(blocks, auth))
     app.include_router(reports_router(reports, auth))
-    app.include_router(stream_router(accounts, mailbox, keys, hub,
-                                     recheck=config.recheck_interval if config.multi_node else None,
-                                     on_open=metrics.connections.inc, sends=sends, group=group))
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

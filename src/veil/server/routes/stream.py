@@ -1,6 +1,9 @@
 """WS /v1/stream: drain the mailbox on connect, then push live; Ack frames delete.
 
-Two tasks per connection: a reader (Ack, Ping, bad frames) and a writer woken by the hub.
+A raw ASGI endpoint (`StreamEndpoint`), dispatched before FastAPI's middleware and routing: a
+stream lives for hours and every frame would otherwise pass through half a dozen wrappers, each
+also holding a suspended frame per idle connection. Per connection: the ASGI task reads (Send,
+Ack, Ping, bad frames) and one writer task, woken by the hub, pushes.
 The writer re-reads the mailbox from the database on every wake and skips what it already
 sent on this connection, so an envelope whose transaction committed late (PostgreSQL ids are
 not commit-ordered) is still pushed. A client that stops acknowledging gets nothing more
@@ -24,8 +27,9 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 
-from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.types import Receive, Scope
+from starlette.types import Send as AsgiSend
 
 from veil.protocol.errors import MalformedData
 from veil.protocol.wire import (
@@ -53,23 +57,27 @@ from veil.server.services.sends import StreamSender
 from veil.server.services.writer import GroupWriter
 from veil.server.storage.base import DeviceRow, EnvelopeRow
 
-__all__ = ["CLOSE_UNAUTHORIZED", "stream_router"]
+__all__ = ["CLOSE_UNAUTHORIZED", "STREAM_PATH", "StreamEndpoint"]
 
 log = logging.getLogger("veil.server.stream")
 
+STREAM_PATH = "/v1/stream"
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_TRY_AGAIN = 1013  # the database is unreachable: the client reconnects with back-off
 PAGE = 100  # envelopes per Deliver frame at most
 MAX_FRAME_BODY = 512 * 1024  # and about this many body bytes, under clients' 1 MiB frame limit
 MAX_UNACKED = 1000
 MAX_INFLIGHT_SENDS = 1000  # Send frames of one connection waiting for their SendResult
 READER_GRACE = 10.0  # seconds the reader may take to see the disconnect after the writer stops
-_GONE = (WebSocketDisconnect, RuntimeError, OSError)  # the peer went away mid-send or mid-read
+_GONE = (RuntimeError, OSError)  # the peer went away mid-send or mid-read (uvicorn: ClientDisconnected)
 
 
-def _bearer(ws: WebSocket) -> str | None:
-    value = ws.headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+def _bearer(scope: Scope) -> str | None:
+    for name, raw in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = raw.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
 
 
 def _envelope(r: EnvelopeRow) -> Envelope:
@@ -95,14 +103,31 @@ def _frames(envs: Sequence[Envelope]) -> list[Deliver]:
 
 
 class _Connection:
-    def __init__(self, ws: WebSocket, device: DeviceRow, slot: StreamSlot, mailbox: MailboxService,
+    __slots__ = (
+        "_room",
+        "asgi_send",
+        "capped",
+        "closed",
+        "device",
+        "grace_expired",
+        "group",
+        "inflight",
+        "keys",
+        "mailbox",
+        "recheck",
+        "sends",
+        "sent",
+        "slot",
+    )
+
+    def __init__(self, asgi_send: AsgiSend, device: DeviceRow, slot: StreamSlot, mailbox: MailboxService,
                  keys: KeyService, recheck: float | None, sends: StreamSender | None = None,
                  group: GroupWriter | None = None) -> None:
-        self.ws = ws
+        self.asgi_send = asgi_send
         self.sends = sends
         self.group = group
         self.inflight = 0  # Send frames read and not answered on the wire yet
-        self._room = asyncio.Event()
+        self._room: asyncio.Future[None] | None = None  # only while the reader waits for answers
         self.recheck = recheck
         self.device = device
         self.slot = slot
@@ -110,11 +135,18 @@ class _Connection:
         self.keys = keys
         self.sent: set[int] = set()  # pushed on this connection, not acknowledged yet
         self.capped = False  # the last drain stopped at MAX_UNACKED
-        self._send_lock = asyncio.Lock()
+        self.closed = False  # websocket.close sent
+        self.grace_expired = False
 
     async def send(self, frame: ServerFrame) -> None:
-        async with self._send_lock:
-            await self.ws.send_bytes(encode_frame(frame))
+        # uvicorn writes each message to the transport in one piece, so the reader's and the
+        # writer's frames never interleave and need no lock.
+        await self.asgi_send({"type": "websocket.send", "bytes": encode_frame(frame)})
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if not self.closed:
+            self.closed = True
+            await self.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
 
     async def drain(self) -> set[int]:
         """Push every envelope in the mailbox not yet sent on this connection; the ids read."""
@@ -159,7 +191,8 @@ class _Connection:
             # Answers that were ready together travel together: one frame, one write.
             await self.send(results[0] if len(results) == 1 else Results(results))
             self.inflight -= len(results)
-            self._room.set()
+            if self._room is not None and not self._room.done():
+                self._room.set_result(None)
 
     def answer(self, result: SendResult) -> None:
         self.slot.results.append(result)
@@ -170,7 +203,7 @@ class _Connection:
         announced = False
         while True:
             if self.slot.close_code is not None:
-                await self.ws.close(code=self.slot.close_code, reason="device revoked")
+                await self.close(self.slot.close_code, "device revoked")
                 return
             if self.slot.results:
                 await self.send_results()
@@ -193,11 +226,14 @@ class _Connection:
                 await self.send(KeysLow(one_time_keys=n))
             await self.slot.wait(self.recheck)
 
-    async def reader(self) -> None:
+    async def reader(self, receive: Receive) -> None:
         while True:
-            message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
                 return
+            if kind != "websocket.receive":
+                continue
             data = message.get("bytes")
             if data is None:
                 await self.send(StreamError("bad_frame", "frames are binary msgpack (veil.protocol.wire)"))
@@ -243,58 +279,101 @@ class _Connection:
             await self.send(StreamError("unsupported", "this server takes messages on POST /v1/messages"))
             return
         while self.inflight >= MAX_INFLIGHT_SENDS:
-            self._room.clear()
-            await self._room.wait()
+            self._room = asyncio.get_running_loop().create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
         self.inflight += 1
         await self.sends.send(self.device, frame, self.answer)
 
 
-def stream_router(accounts: AccountService, mailbox: MailboxService, keys: KeyService, hub: Hub, *,
-                  recheck: float | None = None, on_open: Callable[[int], None] | None = None,
-                  sends: StreamSender | None = None, group: GroupWriter | None = None) -> APIRouter:
-    """`recheck`: seconds between mailbox re-reads of an idle stream (multi-node: a wake-up from
-    another node may be lost); `on_open(+1/-1)` follows the number of open streams."""
-    r = APIRouter()
+class StreamEndpoint:
+    """The ASGI callable for WS /v1/stream. `recheck`: seconds between mailbox re-reads of an idle
+    stream (multi-node: a wake-up from another node may be lost); `on_open(+1/-1)` follows the
+    number of open streams."""
 
-    @r.websocket("/v1/stream")
-    async def stream(ws: WebSocket) -> None:
+    def __init__(self, accounts: AccountService, mailbox: MailboxService, keys: KeyService, hub: Hub, *,
+                 recheck: float | None = None, on_open: Callable[[int], None] | None = None,
+                 sends: StreamSender | None = None, group: GroupWriter | None = None) -> None:
+        self.accounts = accounts
+        self.mailbox = mailbox
+        self.keys = keys
+        self.hub = hub
+        self.recheck = recheck
+        self.on_open = on_open
+        self.sends = sends
+        self.group = group
+
+    async def __call__(self, scope: Scope, receive: Receive, send: AsgiSend) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
         try:
-            device = await accounts.authenticate(_bearer(ws))
+            device = await self.accounts.authenticate(_bearer(scope))
         except Unauthorized as exc:
             # Accept first so the client sees the close code rather than a bare HTTP 403.
-            await ws.accept()
-            await ws.close(code=CLOSE_UNAUTHORIZED, reason=exc.message[:120])
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED, "reason": exc.message[:120]})
             return
-        await ws.accept()
+        except (OperationalError, InterfaceError, OSError) as exc:
+            log.warning("stream refused, the database is unreachable (%s)", type(exc).__name__)
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": "try again later"})
+            return
+        await send({"type": "websocket.accept"})
+        hub = self.hub
         slot = hub.register(device.device_id)
-        if on_open is not None:
-            on_open(1)
-        conn = _Connection(ws, device, slot, mailbox, keys, recheck, sends, group)
-        reader = asyncio.create_task(conn.reader())
+        if self.on_open is not None:
+            self.on_open(1)
+        conn = _Connection(send, device, slot, self.mailbox, self.keys, self.recheck, self.sends, self.group)
+        me = asyncio.current_task()
         writer = asyncio.create_task(conn.writer())
+        writer.add_done_callback(functools.partial(self._writer_done, conn, me))
         try:
-            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if writer.done() and not reader.done():
-                # Keep reading until the disconnect: an Ack the device sent just before closing
-                # must still be applied, or it would be delivered again.
-                err = writer.exception()
-                if err is not None and not isinstance(err, _GONE):
-                    log.error("stream of %s failed: %s", device.device_id, type(err).__name__)
-                    with contextlib.suppress(*_GONE):
-                        await ws.close(code=1011)
-                await asyncio.wait({reader}, timeout=READER_GRACE)
-            elif reader.done() and (err := reader.exception()) is not None and not isinstance(err, _GONE):
-                log.error("stream of %s failed: %s", device.device_id, type(err).__name__)
+            await conn.reader(receive)
+        except asyncio.CancelledError:
+            if not conn.grace_expired or me is None:
+                raise
+            me.uncancel()  # the writer ended and the device never closed its side
+        except _GONE:
+            pass
+        except Exception as exc:
+            log.error("stream of %s failed: %s", device.device_id, type(exc).__name__)
         finally:
-            for t in (reader, writer):
-                t.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
             hub.unregister(slot)
-            if on_open is not None:
-                on_open(-1)
-            if ws.client_state == WebSocketState.CONNECTED:
-                with contextlib.suppress(*_GONE):
-                    await ws.close()
+            if self.on_open is not None:
+                self.on_open(-1)
+            with contextlib.suppress(*_GONE):
+                await conn.close(1000)
         log.info("stream of %s closed", device.device_id)
 
-    return r
+    @staticmethod
+    def _writer_done(conn: _Connection, reader: asyncio.Task[object] | None, task: asyncio.Task[None]) -> None:
+        """The writer stopped (device revoked, connection gone, or a failure): keep reading until
+        the disconnect, so an Ack the device sent just before closing is still applied, but no
+        longer than READER_GRACE."""
+        if task.cancelled() or reader is None:
+            return
+        err = task.exception()
+        if err is not None and not isinstance(err, _GONE):
+            log.error("stream of %s failed: %s", conn.device.device_id, type(err).__name__)
+            closing = asyncio.ensure_future(_close_quietly(conn, 1011))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+
+        def expire() -> None:
+            if not reader.done():
+                conn.grace_expired = True
+                reader.cancel()
+
+        asyncio.get_running_loop().call_later(READER_GRACE, expire)
+
+
+_closing: set[asyncio.Future[None]] = set()  # close frames being sent after a writer failure
+
+
+async def _close_quietly(conn: _Connection, code: int) -> None:
+    with contextlib.suppress(*_GONE):
+        await conn.close(code)
