@@ -72,6 +72,7 @@ class Device:
         self.outbox = sending.Outbox(self)  # secret sends waiting for the server's answer
         self._thread_index: dict[str, Any] | None = None  # the "threads" record, written once per commit
         self._thread_index_dirty = False
+        self.timer_cache: dict[str, int] = {}  # peer → secret thread timer (timers.thread_timer)
         store.before_commit.append(self._write_state)
 
     # -- properties ---------------------------------------------------------------------------

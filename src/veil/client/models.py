@@ -39,12 +39,11 @@ class Message:
         return self.kind == "notice"
 
     def to_record(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in _MESSAGE_FIELDS}
 
     @classmethod
     def from_record(cls, r: dict[str, Any]) -> Message:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in r.items() if k in names})
+        return cls(**{k: v for k, v in r.items() if k in _MESSAGE_FIELD_SET})
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe view for front ends: no franking opening, no keys, no thumbnails."""
@@ -55,6 +54,10 @@ class Message:
             out["attachment"] = {k: v for k, v in self.attachment.items()
                                  if k not in ("key", "digest", "thumbnail", "file")}
         return out
+
+
+_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
+_MESSAGE_FIELD_SET = frozenset(_MESSAGE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

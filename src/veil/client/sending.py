@@ -94,7 +94,7 @@ async def _deliver(device: Device, payload: SecretPayload, show: Message | None,
                 try:
                     frame = await _encrypt(device, payload, attempt)
                 except IdentityChanged:
-                    device.store.outbox_remove([key])  # an earlier attempt's entry, if any
+                    outbox.abandon(key)  # an earlier attempt's entry, if any
                     if show is not None:
                         held = dict(device.store.get(f"held:{payload.to}") or {})
                         held[key] = encode_payload(payload)
@@ -111,6 +111,7 @@ async def _deliver(device: Device, payload: SecretPayload, show: Message | None,
             if result.error == "device_mismatch" and attempt < 3:
                 attempt += 1  # the server's device view differs: refresh, re-encrypt, new attempt id
                 continue
+            outbox.abandon(key)
             raise ServerRejected(_STATUS.get(result.error, 400), result.error, result.message, {
                 "missing": [{"handle": r.handle, "device_id": r.device_id} for r in result.missing],
                 "stale": [{"handle": r.handle, "device_id": r.device_id} for r in result.stale]})
@@ -150,17 +151,20 @@ class _Pending:
     key: str  # the payload's message id: the outbox entry's name
     frame: Send
     record: dict[str, Any]  # what the outbox entry holds (payload, attempt, the message to show)
+    show: Message | None  # the sender's own copy, stored once the server acknowledges
     future: asyncio.Future[SendResult] | None  # None: nobody waits (an entry left by an earlier run)
+    round: str = ""  # the outbox row (one per commit round) that holds the record
 
 
 class Outbox:
     """Secret sends between encryption and the server's answer.
 
-    `add` writes the entry (frame, payload, the message to show) into the open transaction.
-    One pump task then, per round: takes the device lock, stores the messages the server has
-    acknowledged since the last round and drops their entries, commits once (outbox entries,
-    Olm session state, messages, thread index), and only then puts the newly committed frames on
-    the wire, as one `Sends` frame (or over REST, in order, without a stream). Answers (`Results`)
+    `add` stages an entry (frame, payload, the message to show). One pump task then, per round:
+    takes the device lock, stores the messages the server has acknowledged since the last round,
+    writes the round's staged entries as one outbox row (a row is deleted once all its entries
+    are answered or superseded by a later attempt), commits once (outbox, Olm session state,
+    messages, thread index), and only then puts the newly committed frames on the wire, as one
+    `Sends` frame (or over REST, in order, without a stream). Answers (`Results`)
     come back through `on_result`. An entry stays in the store until answered, so one that was
     in flight when the stream dropped is sent again on the next stream (or over REST), and one
     left by a crash is sent again when the device next connects, with the same
@@ -175,6 +179,8 @@ class Outbox:
         self._unsent: list[_Pending] = []  # committed, not yet on the wire
         self._inflight: dict[str, _Pending] = {}  # client_message_id → sent on the current stream
         self._done: list[tuple[_Pending, SendResult]] = []  # answered, not yet applied
+        self._rounds: dict[str, set[str]] = {}  # outbox row → keys in it not yet finished
+        self._latest: dict[str, _Pending] = {}  # key → its newest attempt
         self._pump_task: asyncio.Future[None] | None = None
         self._retries: set[asyncio.Future[None]] = set()
         self._resumed = False
@@ -185,17 +191,37 @@ class Outbox:
             attempt: int) -> asyncio.Future[SendResult]:
         record = {"key": key, "frame": encode_frame(frame), "payload": encode_payload(payload),
                   "attempt": attempt, "show": show.to_record() if show is not None else None}
-        self.device.store.outbox_put(key, record)
         fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
-        self._staged.append(_Pending(key, frame, record, fut))
+        p = _Pending(key, frame, record, show, fut)
+        old = self._latest.get(key)
+        if old is not None:
+            self._finish(old)  # superseded by this attempt
+        self._latest[key] = p
+        self._staged.append(p)
         self._kick()
         return fut
 
-    async def wait(self, fut: asyncio.Future[SendResult]) -> SendResult:
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), _ANSWER_TIMEOUT)
-        except TimeoutError as exc:
-            raise ServerUnavailable("the server did not answer; the message stays queued") from exc
+    def abandon(self, key: str) -> None:
+        """The send task gave up for good (refused, or held): its entry goes."""
+        p = self._latest.get(key)
+        if p is not None:
+            self._finish(p)
+
+    def _finish(self, p: _Pending) -> None:
+        if self._latest.get(p.key) is p:
+            del self._latest[p.key]
+        left = self._rounds.get(p.round)
+        if left is not None:
+            left.discard(p.key)
+            if not left:
+                del self._rounds[p.round]
+                self.device.store.outbox_remove([p.round])
+
+    @staticmethod
+    async def wait(fut: asyncio.Future[SendResult]) -> SendResult:
+        """The answer; the future always ends: answered, or failed over to REST when the stream
+        closes or stays silent for _ANSWER_TIMEOUT (one timer per round, not per send)."""
+        return await fut
 
     # -- stream hooks --------------------------------------------------------------------------
     def resume(self) -> None:
@@ -206,16 +232,36 @@ class Outbox:
         self._resumed = True
         known = self.live | {p.key for p in self._staged + self._unsent + list(self._inflight.values())}
         known |= {p.key for p, _r in self._done}
+        rows = self.device.store.outbox()
+        newest: dict[str, str] = {}  # key → the last row holding it (a later attempt supersedes)
+        for row in rows:
+            for record in row["entries"]:
+                newest[str(record["key"])] = str(row["round"])
         found = []
-        for record in self.device.store.outbox():
-            if record["key"] in known:
-                continue
-            try:
-                frame = decode_client_frame(record["frame"])
-            except MalformedData:
-                continue
-            if isinstance(frame, Send):
-                found.append(_Pending(str(record["key"]), frame, record, None))
+        for row in rows:
+            rk = str(row["round"])
+            left = self._rounds.get(rk)
+            adopted: set[str] = set()
+            for record in row["entries"]:
+                key = str(record["key"])
+                if key in known or newest[key] != rk or (left is not None and key not in left):
+                    continue
+                try:
+                    frame = decode_client_frame(record["frame"])
+                except MalformedData:
+                    continue
+                if isinstance(frame, Send):
+                    show = record.get("show")
+                    p = _Pending(key, frame, record, Message.from_record(show) if show is not None else None,
+                                 None, rk)
+                    self._latest[key] = p
+                    found.append(p)
+                    adopted.add(key)
+            if left is None:  # a row left by an earlier run
+                if adopted:
+                    self._rounds[rk] = adopted
+                else:
+                    self.device.store.outbox_remove([rk])
         if found:
             log.info("re-sending %d queued secret message(s)", len(found))
             self._unsent[:0] = found
@@ -231,6 +277,12 @@ class Outbox:
         self._resumed = False
         self.resume()
         self._kick()
+
+    def _check_answered(self, link: StreamLink, last: _Pending) -> None:
+        """A round's last frame still unanswered after _ANSWER_TIMEOUT: give up on this stream."""
+        if not link.closed and self._inflight.get(last.frame.client_message_id) is last:
+            log.warning("the server did not answer sends on the stream in %.0fs; using REST", _ANSWER_TIMEOUT)
+            self.link_closed(link)
 
     def link_closed(self, link: StreamLink) -> None:
         """Frames sent on a stream that closed before answering go again (REST or the next stream)."""
@@ -259,6 +311,14 @@ class Outbox:
                 async with device.lock:
                     done, self._done = self._done, []
                     self._apply(done)
+                    if self._staged:
+                        rk = uuid.uuid4().hex
+                        device.store.outbox_put(rk, {"round": rk, "entries": [p.record for p in self._staged]})
+                        self._rounds[rk] = set()
+                        for p in self._staged:
+                            p.round = rk
+                            if self._latest.get(p.key) is p:
+                                self._rounds[rk].add(p.key)
                     device.store.commit()
                     self._unsent += self._staged
                     self._staged = []
@@ -280,15 +340,12 @@ class Outbox:
     def _apply(self, done: list[tuple[_Pending, SendResult]]) -> None:
         """Store what the server acknowledged and drop finished entries (lock held, no commit)."""
         device = self.device
-        finished: list[str] = []
         for p, r in done:
             if r.ok:
-                show = p.record.get("show")
-                if show is not None:
-                    m = Message.from_record(show)
-                    if device.store_message(m) and m.expires_at:  # the sender's countdown starts at sending
-                        timers.schedule(device, m.id, m.expires_at)
-                finished.append(p.key)
+                m = p.show
+                if m is not None and device.store_message(m) and m.expires_at:
+                    timers.schedule(device, m.id, m.expires_at)  # the sender's countdown starts at sending
+                self._finish(p)
             elif r.error == "device_mismatch":
                 if p.future is None:  # nobody waits: retry here, as the send task would
                     task = asyncio.ensure_future(self._retry(p))
@@ -297,15 +354,11 @@ class Outbox:
             else:
                 if p.future is None:
                     log.warning("a queued secret message was refused (%s); dropped", r.error)
-                finished.append(p.key)
-        if finished:
-            device.store.outbox_remove(finished)
+                self._finish(p)
 
     async def _retry(self, p: _Pending) -> None:
-        show = p.record.get("show")
         try:
-            await _deliver(self.device, decode_payload(p.record["payload"]),
-                           Message.from_record(show) if show is not None else None, int(p.record["attempt"]) + 1)
+            await _deliver(self.device, decode_payload(p.record["payload"]), p.show, int(p.record["attempt"]) + 1)
         except ClientError as exc:
             log.warning("a queued secret message could not be re-sent: %s", exc)
 
@@ -320,6 +373,8 @@ class Outbox:
                     await link.transmit(chunk[0].frame if len(chunk) == 1 else Sends(sends=[p.frame for p in chunk]))
             except ServerUnavailable:
                 self.link_closed(link)  # back to _unsent, in order; the next round uses REST
+                return
+            asyncio.get_running_loop().call_later(_ANSWER_TIMEOUT, self._check_answered, link, pending[-1])
             return
         for n, p in enumerate(pending):  # no stream: REST, one at a time, in order
             try:

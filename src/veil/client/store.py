@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_thread ON messages (thread, seq);
 CREATE TABLE IF NOT EXISTS seen (h BLOB PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     k BLOB NOT NULL UNIQUE,
     v BLOB NOT NULL
 );
@@ -52,6 +52,7 @@ class Store:
     def __init__(self, db: sqlite3.Connection, master: bytes) -> None:
         self._db = db
         self.before_commit: list[Callable[[], None]] = []
+        self._slots: dict[str, bytes] = {}  # name → slot: the same names come back per message
         self._enc_key = hkdf(master, salt=b"", info=b"veil-store-enc")
         self._idx_key = hkdf(master, salt=b"", info=b"veil-store-index")
         self.pickle_key = hkdf(master, salt=b"", info=b"veil-store-pickle")
@@ -101,7 +102,12 @@ class Store:
 
     # -- records ---------------------------------------------------------------------------
     def _slot(self, name: str) -> bytes:
-        return hmac_sha256(self._idx_key, name.encode())[:20]
+        slot = self._slots.get(name)
+        if slot is None:
+            if len(self._slots) >= 4096:
+                self._slots.clear()
+            slot = self._slots[name] = hmac_sha256(self._idx_key, name.encode())[:20]
+        return slot
 
     def get(self, name: str) -> Any:
         slot = self._slot(name)
@@ -174,17 +180,16 @@ class Store:
 
     # -- outbox: secret sends committed locally, not yet acknowledged by the server ------------
     def outbox_put(self, key: str, value: Any) -> None:
-        """Add (or replace, moving it to the end) an outbox entry; joins the open transaction."""
+        """Add (or replace, moving it to the end) an outbox row; joins the open transaction."""
         slot = self._slot("outbox:" + key)
-        self._db.execute("DELETE FROM outbox WHERE k = ?", (slot,))
-        self._db.execute("INSERT INTO outbox (k, v) VALUES (?, ?)",
+        self._db.execute("INSERT OR REPLACE INTO outbox (k, v) VALUES (?, ?)",
                          (slot, seal(self._enc_key, _enc.encode(value), aad=slot)))
 
     def outbox_remove(self, keys: Iterable[str]) -> None:
         self._db.executemany("DELETE FROM outbox WHERE k = ?", [(self._slot("outbox:" + k),) for k in keys])
 
     def outbox(self) -> list[Any]:
-        """Every outbox entry, oldest first."""
+        """Every outbox row, oldest first."""
         rows = self._db.execute("SELECT k, v FROM outbox ORDER BY seq").fetchall()
         return [self._open(v, k) for k, v in rows]
 

@@ -31,6 +31,8 @@ __all__ = ["StreamLink", "listen"]
 
 log = logging.getLogger("veil.client.stream")
 
+_MAX_BATCH = 500  # envelopes of consecutive Deliver frames processed (and committed) together
+
 
 class StreamLink:
     """An open stream the device can also send on: Send frames, answered by SendResult after commit."""
@@ -83,17 +85,27 @@ async def _session(device: Device, ws: ClientConnection, *, until_empty: bool) -
     queue: asyncio.Queue[Deliver | QueueEmpty | KeysLow | None] = asyncio.Queue()
 
     async def processor() -> bool:
-        while (item := await queue.get()) is not None:
+        backlog: list[Deliver | QueueEmpty | KeysLow | None] = []  # taken from the queue, not yet handled
+        while (item := backlog.pop(0) if backlog else await queue.get()) is not None:
             if isinstance(item, QueueEmpty):
                 if until_empty:
                     return True
             elif isinstance(item, KeysLow):
                 await device.publish_keys(item.one_time_keys)
             else:
-                done = await device.process(item.envelopes)
+                # Deliver frames that queued up while the last batch was processed go together:
+                # one transaction and one Ack for all of them.
+                envelopes = list(item.envelopes)
+                while not queue.empty() and len(envelopes) < _MAX_BATCH:
+                    nxt = queue.get_nowait()
+                    if not isinstance(nxt, Deliver):
+                        backlog.append(nxt)
+                        break
+                    envelopes += nxt.envelopes
+                done = await device.process(envelopes)
                 if done:
                     await ws.send(encode_frame(Ack(ids=done)))
-                if len(done) < len(item.envelopes):
+                if len(done) < len(envelopes):
                     raise ServerUnavailable("could not process every envelope; reconnecting")
         return False
 

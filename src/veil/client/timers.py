@@ -43,8 +43,11 @@ def timer_notice(who: str, seconds: int) -> str:
 
 
 def thread_timer(device: Device, peer: str) -> int:
-    state = device.store.get("tstate:" + thread_key(peer, True)) or {}
-    return int(state.get("timer", 0))
+    cached = device.timer_cache.get(peer)  # read per send: kept in memory, written through
+    if cached is None:
+        state = device.store.get("tstate:" + thread_key(peer, True)) or {}
+        cached = device.timer_cache[peer] = int(state.get("timer", 0))
+    return cached
 
 
 def set_thread_timer(device: Device, peer: str, seconds: int) -> None:
@@ -52,6 +55,7 @@ def set_thread_timer(device: Device, peer: str, seconds: int) -> None:
     state = dict(device.store.get(key) or {})
     state["timer"] = seconds
     device.store.put(key, state, commit=False)
+    device.timer_cache[peer] = seconds
 
 
 def schedule(device: Device, message_id: str, expires_at: int) -> None:
