@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +13,86 @@ import httpx
 
 from veil.client.errors import ServerRejected, ServerUnavailable
 
-__all__ = ["ServerAPI"]
+__all__ = ["BLOCK", "PIECE", "ServerAPI", "consume", "produce", "split"]
 
 Json = dict[str, Any]
-_BLOCK = 256 * 1024
+BLOCK = 1024 * 1024  # bytes per worker-thread step (read, seal or open, hash, write)
+PIECE = 256 * 1024  # bytes per HTTP body piece handed to the event loop
+
+
+async def produce(step: Callable[[], list[bytes] | None]) -> AsyncGenerator[bytes, None]:
+    """Yield the pieces `step` returns (run in a worker thread) until it returns None.
+
+    The next step starts before the current pieces are handed on, so reading and sealing a file
+    overlap with sending it: at most two steps' worth of pieces are alive at a time. Big buffers
+    are made in the worker thread (where malloc reuses its arena); pieces of at most `PIECE`
+    bytes keep the event loop's own socket buffers small.
+    """
+    pending = asyncio.ensure_future(asyncio.to_thread(step))
+    try:
+        while (pieces := await pending) is not None:
+            pending = asyncio.ensure_future(asyncio.to_thread(step))
+            for piece in pieces:
+                yield piece
+    finally:
+        # Abandoned half way (close it with contextlib.aclosing): a worker thread cannot be
+        # cancelled, so wait for the step in flight before the caller closes its files.
+        with contextlib.suppress(BaseException):
+            await asyncio.wait([pending])
+
+
+def split(data: bytes | bytearray | memoryview, size: int = 0) -> list[bytes]:
+    """`data` as bytes pieces of at most `size` (default `PIECE`) bytes, for `produce`."""
+    size = size or PIECE
+    view = memoryview(data)
+    return [bytes(view[i:i + size]) for i in range(0, len(view), size)]
+
+
+async def consume(pieces: AsyncIterable[bytes], step: Callable[[memoryview], object], *,
+                  block: int = BLOCK) -> None:
+    """Gather `pieces` into blocks of about `block` bytes and run `step` on each in a worker thread.
+
+    The next block is received while the previous one is processed (hashed, decrypted, written),
+    so at most two blocks are alive at a time. `step` sees every byte, in order, once, as a view
+    that is only valid during the call. The pieces are joined in the worker thread into one of
+    two reused buffers: a fresh large buffer per block costs an mmap and its page faults.
+    """
+    pending: asyncio.Future[object] | None = None
+    buffers = [bytearray(), bytearray()]
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for piece in pieces:
+            parts.append(piece)
+            size += len(piece)
+            if size >= block:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(asyncio.to_thread(_join_then, step, parts, buffers[0]))
+                buffers.reverse()
+                parts, size = [], 0
+        if pending is not None:
+            await pending
+            pending = None
+        if parts:
+            await asyncio.to_thread(_join_then, step, parts, buffers[0])
+    finally:
+        if pending is not None and not pending.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.wait([pending])
+
+
+def _join_then(step: Callable[[memoryview], object], parts: list[bytes], buf: bytearray) -> object:
+    size = sum(map(len, parts))
+    if len(buf) < size:
+        buf += bytes(size - len(buf))
+    with memoryview(buf) as view:
+        pos = 0
+        for part in parts:
+            view[pos:pos + len(part)] = part
+            pos += len(part)
+        with view[:size] as block:
+            return step(block)
 
 
 class ServerAPI:
@@ -108,39 +187,50 @@ class ServerAPI:
         return await self.call("POST", "/v1/messages/ack", {"ids": ids})
 
     # -- blobs -------------------------------------------------------------------------------
-    async def upload_blob(self, path: Path, *, downloads: int = 0, max_age: int | None = None) -> Json:
-        """Stream a file to the server as an opaque blob."""
+    async def upload_stream(self, body: AsyncIterable[bytes], size: int, *, downloads: int = 0,
+                            max_age: int | None = None) -> Json:
+        """Stream exactly `size` bytes from `body` to the server as an opaque blob.
 
-        async def chunks() -> AsyncIterator[bytes]:
-            with path.open("rb") as fh:
-                while block := fh.read(_BLOCK):
-                    yield block
-
+        `body` may produce its bytes on the fly (an attachment sealed while it uploads); pieces of
+        a few MiB keep the per-piece cost of the HTTP stack negligible.
+        """
         params: dict[str, Any] = {"downloads": downloads}
         if max_age:
             params["max_age"] = max_age
         headers = {**self.auth_headers(), "Content-Type": "application/octet-stream",
-                   "Content-Length": str(path.stat().st_size)}
+                   "Content-Length": str(size)}
         try:
-            resp = await self._http.post("/v1/blobs", content=chunks(), params=params, headers=headers,
+            resp = await self._http.post("/v1/blobs", content=body, params=params, headers=headers,
                                          timeout=None)
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"cannot reach the server at {self.base_url}: {exc}") from exc
         return self._result(resp, (201, 200))
 
-    async def download_blob(self, blob_id: str, dest: Path) -> None:
-        """Stream a blob into `dest` (overwritten)."""
+    async def upload_blob(self, path: Path, *, downloads: int = 0, max_age: int | None = None) -> Json:
+        """Stream a file to the server as an opaque blob (read ahead in a worker thread)."""
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            async with contextlib.aclosing(produce(lambda: split(fh.read(BLOCK)) or None)) as body:
+                return await self.upload_stream(body, size, downloads=downloads, max_age=max_age)
+
+    @asynccontextmanager
+    async def blob_stream(self, blob_id: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The blob's bytes as they arrive off the socket (pieces of any size)."""
         try:
             async with self._http.stream("GET", f"/v1/blobs/{blob_id}", headers=self.auth_headers(),
                                          timeout=None) as resp:
                 if resp.status_code != 200:
                     await resp.aread()
                     self._result(resp, (200,))
-                with dest.open("wb") as fh:
-                    async for block in resp.aiter_bytes(_BLOCK):
-                        fh.write(block)
+                yield resp.aiter_raw()
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"cannot reach the server at {self.base_url}: {exc}") from exc
+
+    async def download_blob(self, blob_id: str, dest: Path) -> None:
+        """Stream a blob into `dest` (overwritten); the file is written in a worker thread."""
+        with dest.open("wb") as fh:
+            async with self.blob_stream(blob_id) as pieces:
+                await consume(pieces, fh.write)
 
     # -- regular threads ---------------------------------------------------------------------
     async def send_regular(self, handle: str, client_message_id: str, text: str) -> Json:

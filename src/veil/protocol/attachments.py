@@ -37,8 +37,11 @@ import hashlib
 import hmac
 import struct
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from veil.protocol.errors import DecryptionFailed, IllegalState
-from veil.protocol.keys import aesgcm_decrypt, aesgcm_encrypt, hkdf, random_bytes
+from veil.protocol.keys import hkdf, random_bytes
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -50,6 +53,7 @@ __all__ = [
     "digest",
     "encrypt_bytes",
     "new_attachment_key",
+    "sealed_size",
     "verify_digest",
 ]
 
@@ -93,14 +97,20 @@ def verify_digest(ciphertext: bytes, expected: bytes) -> None:
         raise DecryptionFailed("could not decrypt")
 
 
+Buffer = bytes | bytearray | memoryview
+
+
 class AttachmentEncryptor:
     """Encrypt a stream: `header()` first, then `update(data)` any number of times, then `finalize()`.
 
     Concatenate every returned piece to get the ciphertext. `digest` is available after
     `finalize()`, computed on the way so the sender need not read a large file twice.
+
+    `update` seals straight from the caller's buffer (no copy of whole chunks) into one output
+    buffer per call, so large calls (a few MiB) cost little more than AES-GCM and SHA-256 do.
     """
 
-    __slots__ = ("_buf", "_chunk_size", "_commitment", "_digest", "_enc_key", "_header", "_index",
+    __slots__ = ("_aead", "_buf", "_chunk_size", "_commitment", "_digest", "_header", "_index",
                  "_state")
 
     def __init__(self, key: bytes, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
@@ -108,13 +118,18 @@ class AttachmentEncryptor:
             raise ValueError("attachment keys are 32 bytes")
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk_size must be 1..{MAX_CHUNK_SIZE}")
-        self._enc_key, self._commitment = _derive(key)
+        enc_key, self._commitment = _derive(key)
+        self._aead = AESGCM(enc_key)
         self._chunk_size = chunk_size
         self._header = MAGIC + struct.pack(">I", chunk_size) + self._commitment
         self._buf = bytearray()
         self._index = 0
         self._digest = hashlib.sha256()
         self._state = "new"  # new → streaming → done
+
+    @property
+    def chunk_size(self) -> int:
+        return self._chunk_size
 
     def header(self) -> bytes:
         if self._state != "new":
@@ -123,32 +138,61 @@ class AttachmentEncryptor:
         self._digest.update(self._header)
         return self._header
 
-    def _seal(self, plaintext: bytes | bytearray, last: bool) -> bytes:
-        sealed = aesgcm_encrypt(self._enc_key, _nonce(self._index, last), bytes(plaintext), self._header)
+    def _seal_into(self, plaintext: Buffer, out: memoryview, last: bool) -> None:
+        self._aead.encrypt_into(_nonce(self._index, last), plaintext, self._header, out)
         self._index += 1
-        self._digest.update(sealed)
-        return sealed
 
-    def update(self, data: bytes) -> bytes:
+    def update(self, data: Buffer) -> bytearray:
+        """Seal what `data` completes; return the sealed chunks (possibly empty)."""
+        out = bytearray(self.output_size(len(data)))
+        self.update_into(data, out)
+        return out
+
+    def output_size(self, n: int) -> int:
+        """How many sealed bytes `update` returns for `n` more plaintext bytes."""
+        total = len(self._buf) + n
+        return ((total - 1) // self._chunk_size if total > self._chunk_size else 0) * (self._chunk_size + TAG_SIZE)
+
+    def update_into(self, data: Buffer, out: bytearray) -> memoryview:
+        """Like `update`, but seal into `out` (grown when too small, never shrunk) and return a
+        view of the sealed part. Reusing one `out` spares a large allocation per call; release
+        the returned view before the next call."""
         if self._state != "streaming":
             raise IllegalState("update() needs header() first and cannot follow finalize()")
-        self._buf += data
-        out: list[bytes] = []
+        cs, ss = self._chunk_size, self._chunk_size + TAG_SIZE
+        src = memoryview(data).cast("B")
+        need = self.output_size(len(src))
         # Keep back a full chunk until more data arrives: only finalize() knows which is last.
-        pos = 0
-        while len(self._buf) - pos > self._chunk_size:
-            out.append(self._seal(self._buf[pos:pos + self._chunk_size], last=False))
-            pos += self._chunk_size
-        del self._buf[:pos]
-        return b"".join(out)
+        n = need // ss
+        if n == 0:
+            self._buf += src
+            return memoryview(out)[:0]
+        if len(out) < need:
+            out += bytes(need - len(out))
+        view = memoryview(out)
+        pos = 0  # into src
+        done = 0
+        if self._buf:  # complete the held-back chunk first
+            pos = cs - len(self._buf)
+            self._buf += src[:pos]
+            self._seal_into(self._buf, view[:ss], last=False)
+            done = 1
+        for i in range(done, n):
+            self._seal_into(src[pos:pos + cs], view[i * ss:(i + 1) * ss], last=False)
+            pos += cs
+        self._buf = bytearray(src[pos:])
+        self._digest.update(view[:need])
+        return view[:need]
 
     def finalize(self) -> bytes:
         if self._state != "streaming":
             raise IllegalState("finalize() needs header() first and runs once")
         self._state = "done"
-        sealed = self._seal(self._buf, last=True)
+        sealed = bytearray(len(self._buf) + TAG_SIZE)
+        self._seal_into(self._buf, memoryview(sealed), last=True)
+        self._digest.update(sealed)
         self._buf = bytearray()
-        return sealed
+        return bytes(sealed)
 
     @property
     def digest(self) -> bytes:
@@ -162,6 +206,13 @@ class AttachmentEncryptor:
         return len(self._buf)
 
 
+def sealed_size(plaintext_size: int, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
+    """The exact ciphertext length for `plaintext_size` bytes (header and every tag included)."""
+    if plaintext_size < 0 or not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError("bad size")
+    return HEADER_SIZE + plaintext_size + TAG_SIZE * max(1, -(-plaintext_size // chunk_size))
+
+
 class AttachmentDecryptor:
     """Decrypt a stream: `update(data)` with ciphertext pieces of any size, then `finalize()`.
 
@@ -170,10 +221,11 @@ class AttachmentDecryptor:
     only a successful `finalize()` proves the file is complete and unmodified.
     """
 
-    __slots__ = ("_buf", "_chunk_size", "_commitment", "_enc_key", "_header", "_index", "_state")
+    __slots__ = ("_aead", "_buf", "_chunk_size", "_commitment", "_header", "_index", "_state")
 
     def __init__(self, key: bytes) -> None:
-        self._enc_key, self._commitment = _derive(key)
+        enc_key, self._commitment = _derive(key)
+        self._aead = AESGCM(enc_key)
         self._buf = bytearray()
         self._header = b""
         self._chunk_size = 0
@@ -196,40 +248,67 @@ class AttachmentDecryptor:
         del self._buf[:HEADER_SIZE]
         self._state = "chunks"
 
-    def _open(self, sealed: bytes, last: bool) -> bytes:
+    def _open_into(self, sealed: Buffer, out: memoryview, last: bool) -> None:
         try:
-            plaintext = aesgcm_decrypt(self._enc_key, _nonce(self._index, last), sealed, self._header)
-        except DecryptionFailed:
+            self._aead.decrypt_into(_nonce(self._index, last), sealed, self._header, out)
+        except (InvalidTag, ValueError):
             raise self._fail() from None
         self._index += 1
-        return plaintext
 
-    def update(self, data: bytes) -> bytes:
+    def update(self, data: Buffer) -> bytearray:
+        """Open every chunk `data` completes that is known not to be the last; return the plaintext."""
+        out = bytearray()
+        self.update_into(data, out)
+        return out
+
+    def update_into(self, data: Buffer, out: bytearray) -> memoryview:
+        """Like `update`, but open into `out` (grown when too small, never shrunk) and return a
+        view of the plaintext part. Reusing one `out` spares a large allocation per call;
+        release the returned view before the next call."""
         if self._state not in ("header", "chunks"):
             raise IllegalState("this decryptor has finished or failed")
-        self._buf += data
+        src = memoryview(data).cast("B")
         if self._state == "header":
+            take = min(len(src), HEADER_SIZE - len(self._buf))
+            self._buf += src[:take]
+            src = src[take:]
             if len(self._buf) < HEADER_SIZE:
-                return b""
+                return memoryview(out)[:0]
             self._read_header()
-        sealed_size = self._chunk_size + TAG_SIZE
-        out: list[bytes] = []
+        cs = self._chunk_size
+        ss = cs + TAG_SIZE
+        # Keep back a whole sealed chunk until more arrives: it may be the last one.
+        total = len(self._buf) + len(src)
+        n = (total - 1) // ss if total > ss else 0
+        if n == 0:
+            self._buf += src
+            return memoryview(out)[:0]
+        if len(out) < n * cs:
+            out += bytes(n * cs - len(out))
+        view = memoryview(out)
         pos = 0
-        while len(self._buf) - pos > sealed_size:
-            out.append(self._open(bytes(self._buf[pos:pos + sealed_size]), last=False))
-            pos += sealed_size
-        del self._buf[:pos]
-        return b"".join(out)
+        done = 0
+        if self._buf:  # complete the held-back piece first
+            pos = ss - len(self._buf)
+            self._buf += src[:pos]
+            self._open_into(self._buf, view[:cs], last=False)
+            done = 1
+        for i in range(done, n):
+            self._open_into(src[pos:pos + ss], view[i * cs:(i + 1) * cs], last=False)
+            pos += ss
+        self._buf = bytearray(src[pos:])
+        return view[:n * cs]
 
     def finalize(self) -> bytes:
         if self._state not in ("header", "chunks"):
             raise IllegalState("this decryptor has finished or failed")
         if self._state == "header" or len(self._buf) < TAG_SIZE:
             raise self._fail()  # cut before the header or the last chunk ended
-        plaintext = self._open(bytes(self._buf), last=True)
+        plaintext = bytearray(len(self._buf) - TAG_SIZE)
+        self._open_into(self._buf, memoryview(plaintext), last=True)
         self._buf = bytearray()
         self._state = "done"
-        return plaintext
+        return bytes(plaintext)
 
     @property
     def buffered(self) -> int:
@@ -248,4 +327,4 @@ def decrypt_bytes(key: bytes, data: bytes, *, expected_digest: bytes | None = No
     if expected_digest is not None:
         verify_digest(data, expected_digest)
     dec = AttachmentDecryptor(key)
-    return dec.update(data) + dec.finalize()
+    return bytes(dec.update(data) + dec.finalize())
