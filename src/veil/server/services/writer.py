@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from veil.server.storage.base import EnvelopeRow
 from veil.server.storage.group_sql import BatchIn, BatchOut, GroupBackend
 
 __all__ = ["GroupWriter", "Written"]
@@ -68,6 +69,10 @@ class GroupWriter:
         self._next.ack_futures.append((fut, len(ids)))
         self._schedule()
         return fut
+
+    async def fetch(self, device_id: str, after_id: int, limit: int) -> list[EnvelopeRow]:
+        """A stream's mailbox read on the backend's raw connections (see group_sql)."""
+        return await self._backend.fetch(device_id, after_id, limit)
 
     async def barrier(self) -> None:
         """Wait until every send and ack handed in before this call is committed (or failed).

@@ -13,8 +13,12 @@ nextval per row in the order listed; RETURNING promises no order, so its ids are
 - SQLite: a dedicated thread owns one `sqlite3` connection; a flush is one thread hop, and each
   table gets one executemany of a prepared statement (measured faster than multi-row VALUES,
   whose text differs with every group size and must be parsed again).
-- PostgreSQL: asyncpg through the engine's pool; arrays + unnest give one statement per table
-  whatever the group size.
+- PostgreSQL: a small asyncpg pool of its own (no SQLAlchemy checkout, no pre-ping round trip);
+  arrays + unnest give one statement per table whatever the group size.
+
+`fetch` is the streams' mailbox read on the same raw connections: one prepared SELECT, no
+explicit transaction (a single statement sees one snapshot), rows straight into EnvelopeRow.
+With several nodes every cross-node wake-up ends in such a read, so its round trips count.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from veil.server.storage.base import NewEnvelope
+from veil.server.storage.base import EnvelopeRow, NewEnvelope
 from veil.server.storage.checkpoint import Checkpointer
 
 __all__ = ["BatchIn", "BatchOut", "GroupBackend", "PgGroup", "SqliteGroup", "group_backend"]
@@ -58,7 +63,20 @@ class GroupBackend(Protocol):
         """One transaction; (one answer per batch, envelopes deleted by the acks). The batch keys
         must be distinct (the caller de-duplicates within a group)."""
 
+    async def fetch(self, device_id: str, after_id: int, limit: int) -> list[EnvelopeRow]:
+        """The device's envelopes with id > after_id, oldest first, at most `limit`."""
+
     async def close(self) -> None: ...
+
+
+_FETCH_COLS = ("id, device_id, kind, sender, sender_device, server_ts, olm_type, body, client_message_id, "
+               "commitment, franking_tag")
+
+
+def _row(r: Sequence[Any]) -> EnvelopeRow:
+    return EnvelopeRow(id=r[0], device_id=r[1], kind=r[2], sender=r[3], sender_device=r[4], server_ts=r[5],
+                       olm_type=r[6], body=bytes(r[7]), client_message_id=r[8], commitment=bytes(r[9] or b""),
+                       franking_tag=bytes(r[10] or b""))
 
 
 def _env_params(r: NewEnvelope) -> tuple[Any, ...]:
@@ -89,6 +107,7 @@ _SQLITE_BATCH = ("INSERT INTO sent_batches (sender_device, client_message_id, se
                  "VALUES (?,?,?,?) ON CONFLICT DO NOTHING")
 _SQLITE_ENVELOPE = f"INSERT INTO envelopes ({_ENV_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
 _SQLITE_LOG = f"INSERT INTO envelope_log ({_LOG_COLS}) VALUES (?,?,?,?,?,?)"
+_SQLITE_FETCH = f"SELECT {_FETCH_COLS} FROM envelopes WHERE device_id = ? AND id > ? ORDER BY id LIMIT ?"
 
 
 class SqliteGroup:
@@ -177,6 +196,15 @@ class SqliteGroup:
                     ) -> tuple[list[BatchOut], int]:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._write, batches, acks)
 
+    def _fetch(self, device_id: str, after_id: int, limit: int) -> list[EnvelopeRow]:
+        rows = self._connect().execute(_SQLITE_FETCH, (device_id, after_id, limit)).fetchall()
+        return [_row(r) for r in rows]
+
+    async def fetch(self, device_id: str, after_id: int, limit: int) -> list[EnvelopeRow]:
+        # On the writer's thread and connection: it sees every committed group, and a read
+        # queued behind a commit waits at most one commit.
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._fetch, device_id, after_id, limit)
+
     async def close(self) -> None:
         def _close() -> None:
             if self._checkpointer is not None:
@@ -201,6 +229,8 @@ _PG_LOG = (f"INSERT INTO envelope_log ({_LOG_COLS}) SELECT * FROM unnest($1::tex
 _PG_ACKS = ("DELETE FROM envelopes e USING unnest($1::text[], $2::bigint[]) AS a(device_id, id) "
             "WHERE e.device_id = a.device_id AND e.id = a.id")
 _PG_EARLIER = "SELECT server_ts, count FROM sent_batches WHERE sender_device = $1 AND client_message_id = $2"
+_PG_FETCH = f"SELECT {_FETCH_COLS} FROM envelopes WHERE device_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+PG_POOL_SIZE = 4  # the writer holds one at a time; the rest serve the streams' reads
 
 
 def _columns(params: list[tuple[Any, ...]], n: int) -> list[list[Any]]:
@@ -209,13 +239,29 @@ def _columns(params: list[tuple[Any, ...]], n: int) -> list[list[Any]]:
 
 class PgGroup:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        # The engine's URL, for the driver itself (asyncpg takes a plain postgresql:// DSN).
+        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def _connections(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    # A connection that breaks (server restart, pg_terminate_backend) raises once in
+                    # the statement that used it and is replaced on release.
+                    self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=PG_POOL_SIZE,
+                                                           timeout=30, command_timeout=60)
+        return self._pool
+
+    async def fetch(self, device_id: str, after_id: int, limit: int) -> list[EnvelopeRow]:
+        pool = await self._connections()
+        return [_row(r) for r in await pool.fetch(_PG_FETCH, device_id, after_id, limit)]
 
     async def write(self, batches: Sequence[BatchIn], acks: Sequence[tuple[str, int]]
                     ) -> tuple[list[BatchOut], int]:
-        async with self._engine.connect() as sa_conn:
-            raw = (await sa_conn.get_raw_connection()).driver_connection
-            assert raw is not None
+        pool = await self._connections()
+        async with pool.acquire() as raw:
             async with raw.transaction():
                 got = await raw.fetch(_PG_BATCHES, [b.sender_device for b in batches],
                                       [b.client_message_id for b in batches], [b.server_ts for b in batches],
@@ -246,7 +292,9 @@ class PgGroup:
         return out, deleted
 
     async def close(self) -> None:
-        return None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
 def group_backend(engine: AsyncEngine) -> GroupBackend:
