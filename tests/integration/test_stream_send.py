@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ServerProcess
 from tests.integration.people import drain, link_second, register, texts
+from veil.client.errors import ServerRejected
 from veil.client.stream import listen
 
 
@@ -44,3 +47,20 @@ async def test_sends_go_over_the_open_stream(server: ServerProcess, tmp_path: Pa
         await receiving
         await alice.close()
         await bob.close()
+
+
+async def test_a_revoked_device_stops_listening_with_a_clear_error(server: ServerProcess, tmp_path: Path) -> None:
+    alice = await register(server.url, tmp_path, "alice")
+    phone = await link_second(alice, tmp_path)
+    listening = asyncio.create_task(listen(phone))
+    for _ in range(100):
+        if phone.stream_link is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert phone.stream_link is not None
+    await alice.revoke(phone.device_id)
+    with pytest.raises(ServerRejected) as info:
+        await asyncio.wait_for(listening, 10)  # closed with 4401: no reconnect loop
+    assert info.value.status == 401 and "revoked" in str(info.value)
+    with pytest.raises(ServerRejected):  # and a fresh attempt is refused the same way
+        await asyncio.wait_for(listen(phone), 10)

@@ -31,6 +31,8 @@ __all__ = ["StreamLink", "listen"]
 
 log = logging.getLogger("veil.client.stream")
 
+CLOSE_UNAUTHORIZED = 4401  # the server's close code for a revoked or unknown device token
+
 _MAX_BATCH = 500  # envelopes of consecutive Deliver frames processed (and committed) together
 
 
@@ -138,10 +140,10 @@ async def _session(device: Device, ws: ClientConnection, *, until_empty: bool) -
     proc, read = asyncio.ensure_future(processor()), asyncio.ensure_future(reader())
     try:
         finished, _ = await asyncio.wait({proc, read}, return_when=asyncio.FIRST_COMPLETED)
-        if proc in finished:
-            return proc.result()
+        if proc in finished and proc.result():
+            return True  # the backlog is drained, as asked
         result = await proc  # finish what was already received, then report how the reader ended
-        read.result()
+        await read  # raises how the connection closed (a close code such as 4401 included)
         return result
     finally:
         if device.stream_link is link:
@@ -167,21 +169,27 @@ async def listen(device: Device, *, until_empty: bool = False, stop: asyncio.Eve
                 if stop is None:
                     if await task:
                         return
-                    continue
-                waiter = asyncio.ensure_future(stop.wait())
-                finished, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                if task in finished:
+                else:
+                    waiter = asyncio.ensure_future(stop.wait())
+                    finished, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    if task not in finished:
+                        task.cancel()
+                        return
                     waiter.cancel()
                     if task.result():
                         return
-                else:
-                    task.cancel()
-                    return
+            log.info("stream closed by the server; reconnecting in %.1fs", delay)
         except websockets.exceptions.InvalidStatus as exc:
             if exc.response.status_code in (401, 403):
                 raise ServerRejected(exc.response.status_code, "unauthorized",
                                      "the server refused this device's token (revoked?)") from exc
             log.info("stream refused (%s); retrying", exc.response.status_code)
+        except websockets.exceptions.ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == CLOSE_UNAUTHORIZED:
+                # Revoked (or the token is unknown): reconnecting cannot help.
+                raise ServerRejected(401, "unauthorized", exc.rcvd.reason or "the server refused this device's token"
+                                     ) from exc
+            log.info("stream lost; reconnecting in %.1fs", delay)
         except (TimeoutError, OSError, websockets.exceptions.WebSocketException, ServerUnavailable):
             log.info("stream lost; reconnecting in %.1fs", delay)
         if until_empty and stop is None and delay > max_backoff:
