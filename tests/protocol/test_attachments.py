@@ -18,6 +18,7 @@ from veil.protocol.attachments import (
     digest,
     encrypt_bytes,
     new_attachment_key,
+    sealed_size,
     verify_digest,
 )
 from veil.protocol.errors import DecryptionFailed, IllegalState
@@ -234,3 +235,58 @@ def test_64_mib_streams_with_bounded_buffers() -> None:
     h_out.update(dec.update(enc.finalize()))
     h_out.update(dec.finalize())
     assert h_in.digest() == h_out.digest()
+
+
+# --- update_into: the zero-copy form the pipelined client paths use ---------------------------
+
+@settings(max_examples=150, deadline=None)
+@given(size=st.one_of(st.integers(0, 6 * CS + 1), st.sampled_from(_EDGES)), cuts=_CUTS, ct_cuts=_CUTS,
+       as_view=st.booleans())
+def test_update_into_matches_update_for_any_split(size: int, cuts: list[int], ct_cuts: list[int],
+                                                  as_view: bool) -> None:
+    """One reused output buffer, inputs as bytes or memoryviews of any size: the same ciphertext
+    and plaintext as `update`, and `sealed_size` predicts the length."""
+    key = new_attachment_key()
+    data = bytes(i % 253 for i in range(size))
+    enc = AttachmentEncryptor(key, chunk_size=CS)
+    out = bytearray(7)  # too small on purpose: it grows, never shrinks
+    ct = enc.header()
+    for p in _split(data, cuts):
+        assert len(p) + enc.buffered <= CS or enc.output_size(len(p)) > 0
+        with enc.update_into(memoryview(p) if as_view else p, out) as sealed:
+            ct += bytes(sealed)
+    ct += enc.finalize()
+    assert ct == encrypt_bytes(key, data, chunk_size=CS)
+    assert len(ct) == sealed_size(size, chunk_size=CS)
+    assert enc.digest == digest(ct)
+    dec = AttachmentDecryptor(key)
+    out2 = bytearray()
+    plain = b""
+    for p in _split(ct, ct_cuts):
+        with dec.update_into(memoryview(p) if as_view else p, out2) as got:
+            plain += bytes(got)
+        assert dec.buffered <= CS + 16
+    assert plain + dec.finalize() == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=400), cuts=_CUTS, keep_header=st.booleans())
+def test_hostile_bytes_only_ever_raise_decryption_failed(body: bytes, cuts: list[int], keep_header: bool) -> None:
+    """Bytes from the network that were not made under this key: whatever their split, the
+    decryptor returns nothing and fails with the single DecryptionFailed."""
+    key = new_attachment_key()
+    ct = (encrypt_bytes(key, b"", chunk_size=CS)[:HEADER_SIZE] if keep_header else b"") + body
+    dec = AttachmentDecryptor(key)
+    out = bytearray()
+    with pytest.raises(DecryptionFailed):
+        for p in _split(ct, cuts):
+            with dec.update_into(p, out) as got:
+                assert len(got) == 0  # a valid header, but no chunk of this key can follow
+        dec.finalize()
+
+
+def test_sealed_size() -> None:
+    for n in (0, 1, 65535, 65536, 65537, 3 * 65536, 10**6):
+        assert sealed_size(n) == len(encrypt_bytes(new_attachment_key(), bytes(n)))
+    with pytest.raises(ValueError):
+        sealed_size(-1)

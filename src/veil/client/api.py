@@ -63,6 +63,8 @@ async def consume(pieces: AsyncIterable[bytes], step: Callable[[memoryview], obj
     size = 0
     try:
         async for piece in pieces:
+            if not piece:
+                continue
             parts.append(piece)
             size += len(piece)
             if size >= block:
