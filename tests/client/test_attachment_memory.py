@@ -107,3 +107,4 @@ def test_one_gib_through_a_server_pipelined_keeps_memory_flat(tmp_path: Path) ->
     assert r.returncode == 0, r.stderr
     peak_mib = int(r.stdout.strip().splitlines()[-1])
     assert peak_mib < 100, f"peak RSS {peak_mib} MiB"
+    print("pipelined peak RSS MiB", peak_mib)

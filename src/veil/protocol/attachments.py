@@ -26,6 +26,8 @@ Why each piece:
 - **Bounded memory**: both directions keep at most one sealed chunk buffered between calls,
   so a 1 GiB file streams through in 64 KiB steps. The decryptor refuses a header whose
   `chunk_size` exceeds `MAX_CHUNK_SIZE`, so a hostile header cannot make it buffer more.
+  `update_into` seals or opens straight from the caller's buffer into a reused output buffer
+  (AES-GCM `encrypt_into`/`decrypt_into`): no per-chunk copies, no fresh buffer per call.
 
 Every failure is the single `DecryptionFailed` (Fernet's rule): wrong key, bad magic, a bad
 tag, truncation and trailing bytes look the same to the caller.
