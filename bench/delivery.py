@@ -52,6 +52,7 @@ from veil.protocol.wire import (
     decode_server_frame,
     encode_frame,
 )
+from veil.server.run import tune_gc
 
 BODY = 200
 MAX_INFLIGHT = 256
@@ -266,6 +267,9 @@ async def _nodes(target: str, tmp: Path) -> tuple[list[Node], str | None]:
 async def run(targets: list[str], seconds: float, k: int, rates: list[int],
               path: str = "stream") -> dict[str, dict[str, float]]:
     raise_fd_limit()
+    # The load generator allocates per frame like the server does: the same GC settings keep its
+    # collector pauses out of the latency figures it measures.
+    tune_gc()
     out: dict[str, dict[str, float]] = {}
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as d:

@@ -10,12 +10,12 @@ storing a batch (before or after its commit, before or after its acknowledgement
 device is then opened again, here, and receives until its queue is empty: every message shows
 exactly once.
 
-Two more tests reproduce a bug (marked xfail, strict): `inbox._receive_secret` records the
-envelope's digest as seen (uncommitted) before it looks up the sender's device list, and
-`Directory.resolve` stores what it fetched with a commit, so the digest is committed before the
-message is. Killed before the batch's own commit, or failing a look-up later in the batch, the
-device then ignores the redelivered envelope as a replay and acknowledges it: the message is
-lost. That is why the first test's device has looked up its contact before messages arrive.
+Two more tests pin a bug found here and fixed in `inbox._receive_secret`: the envelope's digest
+was marked seen before the sender's device list was looked up, and that look-up saves what it
+fetched with a commit, so the digest could be committed before the message. Killed before the
+batch's own commit, or failing a look-up later in the batch, the device then ignored the
+redelivered envelope as a replay: the message was lost. The digest is now marked after the
+look-up.
 """
 
 from __future__ import annotations
@@ -157,12 +157,6 @@ async def test_device_killed_between_receiving_and_acknowledging_shows_the_messa
     print(f"per round (began to store, committed, still queued on the server): {outcomes}")
 
 
-_DIGEST_FIRST = ("inbox._receive_secret marks the envelope's digest seen before the sender look-up, and "
-                 "Directory.resolve commits (store.put) in the middle of the batch: the digest is committed "
-                 "before the message, so the redelivered envelope is ignored as a replay and acknowledged")
-
-
-@pytest.mark.xfail(strict=True, reason=_DIGEST_FIRST + " (device killed before the batch's commit)")
 async def test_device_killed_while_its_batch_waits_on_the_network_shows_every_message(
         server: ServerProcess, tmp_path: Path) -> None:
     """Alice's and Carol's messages wait for Bob's device as one batch. The device has just been
@@ -193,7 +187,6 @@ async def test_device_killed_while_its_batch_waits_on_the_network_shows_every_me
     assert sorted(shown) == ["from alice", "from carol"], shown
 
 
-@pytest.mark.xfail(strict=True, reason=_DIGEST_FIRST + " (a sender look-up failing later in the batch)")
 async def test_a_failed_sender_look_up_mid_batch_loses_no_message(server: ServerProcess, tmp_path: Path) -> None:
     """No crash: Carol's look-up fails once (the connection is cut, as when a node dies), so the
     device stops its batch there and reconnects; Carol's message comes again and must show."""

@@ -83,17 +83,20 @@ async def apply_regular(device: Device, m: RegularMessage) -> None:
 
 async def _receive_secret(device: Device, env: Envelope) -> None:
     sender = env.sender
-    if not device.store.mark_seen(hashlib.sha256(env.body).digest(), commit=False):
-        log.info("envelope %d repeats one already processed; ignored", env.id)
-        return
     if device.identity is None:
         return  # not linked yet: nothing for this device can be trusted
+    # The look-up may go to the server and save what it learnt with a commit: the envelope is
+    # marked seen only after it, so that commit can never hold the mark without the message
+    # (and a look-up that fails leaves the envelope unmarked, to come again).
     try:
         entry = (await device.directory.get(sender)).entry(env.sender_device)
         if entry is None:
             entry = (await device.directory.get(sender, refresh=True)).entry(env.sender_device)
     except (IdentityChanged, ServerRejected):
         entry = None
+    if not device.store.mark_seen(hashlib.sha256(env.body).digest(), commit=False):
+        log.info("envelope %d repeats one already processed; ignored", env.id)
+        return
     if entry is None:
         device.notice(sender, "unverified_sender",
                       f"A message from {sender} was dropped: it came from a device ({env.sender_device}) "
