@@ -9,8 +9,8 @@ node, PostgreSQL two nodes + Redis.
 unanswered), after one uncounted warm-up message per sender; `--path rest`: each sender POSTs
 /v1/messages (4 requests in flight per sender).
 
-    python bench/delivery.py [--seconds 3] [--k 8] [--targets sqlite,pg,pg2] [--rates 100,1000,5000]
-                             [--path stream|rest]
+    python -m bench.delivery [--seconds 3] [--k 8] [--targets sqlite,pg,pg2] [--rates 100,1000,5000]
+                             [--path stream|rest] [--runs 3]
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import statistics
 import struct
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,8 +266,17 @@ async def _nodes(target: str, tmp: Path) -> tuple[list[Node], str | None]:
     return [start_node(tmp / "pg2a", *args), start_node(tmp / "pg2b", *args)], db
 
 
+def _list(values: Iterable[float], digits: int) -> str:
+    return ", ".join(f"{v:.{digits}f}" for v in values)
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
 async def run(targets: list[str], seconds: float, k: int, rates: list[int],
-              path: str = "stream") -> dict[str, dict[str, float]]:
+              path: str = "stream", runs: int = 3) -> dict[str, dict[str, float]]:
+    """Each figure is the median of `runs` runs (the machine is noisy); the single runs are listed."""
     raise_fd_limit()
     # The load generator allocates per frame like the server does: the same GC settings keep its
     # collector pauses out of the latency figures it measures.
@@ -277,16 +288,19 @@ async def run(targets: list[str], seconds: float, k: int, rates: list[int],
             nodes, db = await _nodes(target, Path(d))
             try:
                 urls = [n.url for n in nodes]
-                t = await _workload(urls, k, "throughput", seconds, path=path)
-                out[f"{target}/throughput"] = t
-                lines.append(f"delivery throughput [{target}, {path}, K={k}, {seconds:.0f} s]: {t['rate']:.0f} msg/s "
-                             f"durably delivered ({t['delivered']:.0f} of {t['sent']:.0f} sent, "
-                             f"{t['errors']:.0f} errors)")
+                ts = [await _workload(urls, k, "throughput", seconds, path=path) for _ in range(runs)]
+                t = out[f"{target}/throughput"] = _median(ts)
+                lines.append(f"delivery throughput [{target}, {path}, K={k}, {seconds:.0f} s]: median {t['rate']:.0f} "
+                             f"msg/s durably delivered over {runs} runs "
+                             f"({_list((x['rate'] for x in ts), 0)}; "
+                             f"{sum(x['delivered'] for x in ts):.0f} of {sum(x['sent'] for x in ts):.0f} sent, "
+                             f"{sum(x['errors'] for x in ts):.0f} errors)")
                 for rate in rates:
-                    lat = await _workload(urls, k, "latency", seconds, rate, path=path)
-                    out[f"{target}/latency{rate}"] = lat
-                    lines.append(f"latency [{target}, {path}] offered {rate}/s (achieved {lat['offered']:.0f}/s): "
-                                 f"p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms")
+                    lats = [await _workload(urls, k, "latency", seconds, rate, path=path) for _ in range(runs)]
+                    lat = out[f"{target}/latency{rate}"] = _median(lats)
+                    lines.append(f"latency [{target}, {path}] offered {rate}/s (achieved {lat['offered']:.0f}/s), "
+                                 f"medians of {runs} runs: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, "
+                                 f"p99 {lat['p99']:.1f} ms (p99s {_list((x['p99'] for x in lats), 1)})")
             finally:
                 for n in nodes:
                     n.stop()
@@ -303,8 +317,9 @@ def main() -> None:
     p.add_argument("--targets", default="sqlite,pg,pg2")
     p.add_argument("--rates", default="100,1000,5000")
     p.add_argument("--path", choices=("stream", "rest"), default="stream")
+    p.add_argument("--runs", type=int, default=3, help="runs per figure; the median is reported")
     a = p.parse_args()
-    asyncio.run(run(a.targets.split(","), a.seconds, a.k, [int(x) for x in a.rates.split(",")], a.path))
+    asyncio.run(run(a.targets.split(","), a.seconds, a.k, [int(x) for x in a.rates.split(",")], a.path, a.runs))
 
 
 if __name__ == "__main__":
