@@ -9,40 +9,45 @@ from pathlib import Path
 # The child's own peak: ru_maxrss survives exec, so it would report the forking pytest
 # process's peak (over 100 MiB after a few hundred hypothesis examples) instead.
 PEAK = r"""
+import hashlib
+
+
 def _peak_mib():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) // 1024
     raise RuntimeError("no VmHWM")
-"""
 
-SCRIPT = PEAK + r"""
-import hashlib, sys
-from pathlib import Path
-from veil.client.attachments import open_file, seal_file
-from veil.protocol.attachments import new_attachment_key
 
-src, sealed, back = (Path(p) for p in sys.argv[1:4])
-with src.open("wb") as fh:           # 1 GiB that is not all zeros: a pattern every MiB
-    block = bytearray(1024 * 1024)
-    for i in range(1024):
-        block[:8] = i.to_bytes(8, "big")
-        fh.write(block)
-key = new_attachment_key()
-digest, size = seal_file(src, sealed, key)
-assert size == 1 << 30, size
-h = hashlib.sha256()
-with sealed.open("rb") as fh:
-    while b := fh.read(1 << 20):
-        h.update(b)
-assert h.digest() == digest
-open_file(sealed, back, key)
+def make_source(path, mib):  # not all zeros: a pattern every MiB
+    with path.open("wb") as fh:
+        block = bytearray(1024 * 1024)
+        for i in range(mib):
+            block[:8] = i.to_bytes(8, "big")
+            fh.write(block)
+
+
 def sha(p):
     h = hashlib.sha256()
     with p.open("rb") as fh:
         while b := fh.read(1 << 20):
             h.update(b)
     return h.digest()
+"""
+
+SCRIPT = PEAK + r"""
+import sys
+from pathlib import Path
+from veil.client.attachments import open_file, seal_file
+from veil.protocol.attachments import new_attachment_key
+
+src, sealed, back = (Path(p) for p in sys.argv[1:4])
+make_source(src, 1024)
+key = new_attachment_key()
+digest, size = seal_file(src, sealed, key)
+assert size == 1 << 30, size
+assert sha(sealed) == digest
+open_file(sealed, back, key)
 assert sha(src) == sha(back)
 print(_peak_mib())
 """
@@ -57,7 +62,7 @@ def test_one_gib_round_trip_keeps_memory_flat(tmp_path: Path) -> None:
 
 
 PIPELINE = PEAK + r"""
-import asyncio, hashlib, sys
+import asyncio, sys
 from pathlib import Path
 from veil.client.api import ServerAPI
 from veil.client.attachments import download_and_open, seal_and_upload
@@ -67,18 +72,7 @@ from veil.protocol.olm import OlmAccount
 
 url, root, mib = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 src, local, back = root / "video.mp4", root / "local", root / "back.mp4"
-with src.open("wb") as fh:
-    block = bytearray(1024 * 1024)
-    for i in range(mib):
-        block[:8] = i.to_bytes(8, "big")
-        fh.write(block)
-
-def sha(p):
-    h = hashlib.sha256()
-    with p.open("rb") as fh:
-        while b := fh.read(1 << 20):
-            h.update(b)
-    return h.digest()
+make_source(src, mib)
 
 async def main():
     api = ServerAPI(url)

@@ -165,13 +165,7 @@ async def test_device_killed_while_its_batch_waits_on_the_network_shows_every_me
     or acknowledges anything. Opened again, it must show both messages."""
     log = tmp_path / "device-child.log"
     async with Proxy([server.url]) as proxy:
-        alice = await register(server.url, tmp_path, "alice")
-        carol = await register(server.url, tmp_path, "carol")
-        bob = await register(proxy.url, tmp_path, "bob")
-        profile = bob.profile
-        await bob.close()
-        await alice.send_text("bob", "from alice", secret=True)
-        await carol.send_text("bob", "from carol", secret=True)
+        alice, carol, profile = await _two_messages_waiting(server, proxy, tmp_path)
         proxy.hold = [b"GET /v1/users/carol "]
         child = await Child.start(profile, log)
         try:
@@ -191,13 +185,7 @@ async def test_a_failed_sender_look_up_mid_batch_loses_no_message(server: Server
     """No crash: Carol's look-up fails once (the connection is cut, as when a node dies), so the
     device stops its batch there and reconnects; Carol's message comes again and must show."""
     async with Proxy([server.url]) as proxy:
-        alice = await register(server.url, tmp_path, "alice")
-        carol = await register(server.url, tmp_path, "carol")
-        bob = await register(proxy.url, tmp_path, "bob")
-        profile = bob.profile
-        await bob.close()
-        await alice.send_text("bob", "from alice", secret=True)
-        await carol.send_text("bob", "from carol", secret=True)
+        alice, carol, profile = await _two_messages_waiting(server, proxy, tmp_path)
         proxy.cut = [b"GET /v1/users/carol "]
         bob = await Device.open(profile, PASSPHRASE)
         stop = asyncio.Event()
@@ -216,6 +204,18 @@ async def test_a_failed_sender_look_up_mid_batch_loses_no_message(server: Server
         await alice.close()
         await carol.close()
     assert sorted(shown) == ["from alice", "from carol"], shown
+
+
+async def _two_messages_waiting(server: ServerProcess, proxy: Proxy, tmp_path: Path) -> tuple[Device, Device, Path]:
+    """Alice and Carol (on the server) have each sent Bob (behind the proxy, closed) a message."""
+    alice = await register(server.url, tmp_path, "alice")
+    carol = await register(server.url, tmp_path, "carol")
+    bob = await register(proxy.url, tmp_path, "bob")
+    profile = bob.profile
+    await bob.close()
+    await alice.send_text("bob", "from alice", secret=True)
+    await carol.send_text("bob", "from carol", secret=True)
+    return alice, carol, profile
 
 
 async def _reopen_and_drain(profile: Path) -> list[str]:
