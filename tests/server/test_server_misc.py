@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -44,6 +46,17 @@ def test_command_line(tmp_path: Path) -> None:
         parse_args(["--db", "oracle://x"])
     with pytest.raises(SystemExit):
         parse_args(["--word-list", str(tmp_path / "missing.txt")])
+    assert parse_args([]).metadata_max_age == 90 * 24 * 3600
+    assert parse_args(["--metadata-max-age", "0"]).metadata_max_age == 0
+
+
+def test_veil_serve_takes_the_same_options(tmp_path: Path) -> None:
+    """`veil serve` passes its arguments to the one parser (veil.server.__main__)."""
+    r = subprocess.run([sys.executable, "-m", "veil", "serve", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--metadata-max-age" in r.stdout and "--recheck-interval" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "veil", "serve", "--port", "nine"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "veil serve: error: argument --port" in r.stderr
 
 
 async def test_unexpected_errors_say_nothing(tmp_path: Path) -> None:
@@ -63,7 +76,8 @@ async def test_unexpected_errors_say_nothing(tmp_path: Path) -> None:
 
 async def test_old_envelopes_are_purged(tmp_path: Path, fresh_db: str) -> None:
     clock = FakeClock()
-    async with running_app(make_config(tmp_path, fresh_db, envelope_max_age=60), clock) as client:
+    async with running_app(make_config(tmp_path, fresh_db, envelope_max_age=60, metadata_max_age=45),
+                           clock) as client:
         app = client._transport.app  # type: ignore[attr-defined]
         api = Api(client, clock)
         alice, bob = await api.person("alice"), await api.person("bob")
@@ -74,9 +88,13 @@ async def test_old_envelopes_are_purged(tmp_path: Path, fresh_db: str) -> None:
                                "body": "AAAA"}]})
             assert r.status_code == 200
             clock.advance(30_001)
+        assert len(await app.state.store.envelope_log_of("bob")) == 2
         assert await app.state.mailbox.purge() == 1
         left = (await client.get("/v1/messages", headers=bob.auth())).json()["envelopes"]
         assert [e["client_message_id"] for e in left] == ["new"]
+        # The metadata log keeps its own age (45 s here): only the newer row (30 s old) is left.
+        [kept] = await app.state.store.envelope_log_of("bob")
+        assert kept.server_ts == clock.now_ms() - 30_001
 
 
 async def test_log_holds_no_secrets(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -62,6 +62,20 @@ async def test_batches_log_and_carry_franking(store: SqlStore) -> None:
     assert (plain.commitment, plain.franking_tag) == (b"", b"")
 
 
+async def test_metadata_log_is_purged_by_age(store: SqlStore) -> None:
+    await setup_people(store)
+    assert await store.purge_envelope_log(T0 + 10**9) == 0  # an empty log
+    for i in range(25):  # one log row per minute
+        row = replace(env("BOB0000001", T0 + i * 60_000, cmid=f"m{i}"), recipient_handle="bob")
+        await store.store_batch("ALICE00001", f"m{i}", T0 + i * 60_000, [row], log=True)
+    assert await store.purge_envelope_log(T0) == 0  # nothing older than the first row
+    assert await store.purge_envelope_log(T0 + 10 * 60_000) == 10  # rows 0..9
+    assert [r.server_ts for r in await store.envelope_log_of("bob")] == [T0 + i * 60_000 for i in range(10, 25)]
+    assert await store.purge_envelope_log(T0 + 10 * 60_000) == 0  # idempotent
+    assert await store.purge_envelope_log(T0 + 24 * 60_000 + 1) == 15
+    assert await store.envelope_log_of("bob") == []
+
+
 def regular(n: int, sender: str = "alice", hidden_for: str | None = None, flagged: bool = False) -> RegularRow:
     return RegularRow(id=0, message_id=f"m{n}", thread_key="alice|bob", sender=sender, sender_device="D",
                       recipient="bob" if sender == "alice" else "alice", text=f"t{n}", ts=T0 + n,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from veil.cli import app as _app_cmds  # noqa: F401  (registers `app` and `demo`)
 from veil.cli import chat, verify  # noqa: F401  (they register their commands on `app`)
 from veil.cli.admin import admin_app
-from veil.cli.common import DEFAULT_SERVER, Ctx, app, err, fmt_time, out, passphrase, password, run, with_device
+from veil.cli.common import DEFAULT_SERVER, Ctx, app, fmt_time, out, passphrase, password, run, with_device
 from veil.client.device import Device
 from veil.client.linking import link_new_device, offer_link
 
@@ -18,38 +16,15 @@ __all__ = ["app"]
 app.add_typer(admin_app, name="admin", help="Operator tools: reports and lawful export.")
 
 
-@app.command()
-def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8800, help="Port to listen on."),
-    data_dir: Path = typer.Option(Path("veil-data"), help="Folder for the database, blobs and logs."),
-    db: str | None = typer.Option(None, help="Database URL (default: SQLite under --data-dir)."),
-    envelope_max_age: int = typer.Option(30 * 86400, help="Seconds before undelivered envelopes are purged."),
-    max_blob_size: int = typer.Option(100 * 1024 * 1024, help="Largest attachment upload, in bytes."),
-    word_list: Path | None = typer.Option(None, help="Words that flag regular messages for moderators."),
-    redis: str | None = typer.Option(None, help="Redis URL: wake streams on every node (several nodes)."),
-    redis_prefix: str = typer.Option("veil", help="Redis channel prefix (several deployments on one Redis)."),
-    recheck_interval: float = typer.Option(1.5, help="Seconds between mailbox re-checks when multi-node."),
-    workers: int = typer.Option(1, help="Worker processes on this port (more than 1 needs PostgreSQL)."),
-    log_format: str = typer.Option("text", help="Log lines as text or json."),
-) -> None:
-    """Run the Veil server."""
-    from veil.server.config import ServerConfig
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                               "help_option_names": []}, add_help_option=False)
+def serve(ctx: typer.Context) -> None:
+    """Run the Veil server (`veil serve --help` lists its options)."""
+    # The options are declared once, in veil.server.__main__ (also `python -m veil.server`).
+    from veil.server.__main__ import parse_args
     from veil.server.run import serve as run_server
 
-    if word_list is not None and not word_list.is_file():
-        raise typer.BadParameter(f"{word_list} is not a file", param_hint="--word-list")
-    if log_format not in ("text", "json"):
-        raise typer.BadParameter("use text or json", param_hint="--log-format")
-    try:
-        config = ServerConfig(host=host, port=port, data_dir=data_dir, db_url=db, envelope_max_age=envelope_max_age,
-                              max_blob_size=max_blob_size, word_list=word_list, redis_url=redis,
-                              redis_prefix=redis_prefix, recheck_interval=recheck_interval, workers=workers,
-                              log_format=log_format)
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    run_server(config)
+    run_server(parse_args(list(ctx.args), prog="veil serve"))
 
 
 @app.command()

@@ -11,14 +11,20 @@ from veil.server.config import ServerConfig, normalise_db_url
 from veil.server.run import serve
 
 
-def parse_args(argv: list[str] | None = None) -> ServerConfig:
-    p = argparse.ArgumentParser(prog="python -m veil.server", description="Run the Veil server.")
+def parse_args(argv: list[str] | None = None, prog: str = "python -m veil.server") -> ServerConfig:
+    """The server's options, declared here only (`veil serve` passes its arguments through)."""
+    p = argparse.ArgumentParser(prog=prog, description="Run the Veil server.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8800)
     p.add_argument("--data-dir", type=Path, default=Path("veil-data"))
     p.add_argument("--db", default=None, help="sqlite:///path or postgresql://user@host/db "
                                               "(default: SQLite in the data dir)")
-    p.add_argument("--envelope-max-age", type=int, default=30 * 24 * 3600, metavar="SECONDS")
+    p.add_argument("--envelope-max-age", type=int, default=30 * 24 * 3600, metavar="SECONDS",
+                   help="undelivered envelopes older than this are purged (default 30 days)")
+    p.add_argument("--metadata-max-age", type=int, default=90 * 24 * 3600, metavar="SECONDS",
+                   help="the metadata log of secret envelopes (who sent to whom, when, how large; "
+                        "for moderation and lawful export) keeps rows this long; 0 keeps them "
+                        "forever (default 90 days)")
     p.add_argument("--max-body", type=int, default=1024 * 1024, metavar="BYTES")
     p.add_argument("--login-failures", type=int, default=5, help="failed logins per minute per "
                                                                  "handle and per address")
@@ -48,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             p.error(str(exc))
     try:
         return ServerConfig(host=a.host, port=a.port, data_dir=a.data_dir, db_url=a.db,
-                            envelope_max_age=a.envelope_max_age, max_body=a.max_body,
+                            envelope_max_age=a.envelope_max_age, metadata_max_age=a.metadata_max_age,
+                            max_body=a.max_body,
                             login_failures_per_handle=a.login_failures,
                             login_failures_per_address=a.login_failures,
                             log_file=a.log_file, max_blob_size=a.max_blob_size, word_list=a.word_list,

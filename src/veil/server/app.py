@@ -94,6 +94,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     keys = KeyService(store, hub)
     franker = Franker(store)
     mailbox = MailboxService(store, clock, hub, franker, envelope_max_age_ms=config.envelope_max_age * 1000,
+                             metadata_max_age_ms=config.metadata_max_age * 1000,
                              metrics=metrics)
     words = WordList.load(config.word_list) if config.word_list is not None else None
     threads = ThreadService(store, clock, hub, words)

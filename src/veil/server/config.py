@@ -43,6 +43,7 @@ class ServerConfig:
     data_dir: Path = field(default_factory=lambda: Path("veil-data"))
     db_url: str | None = None
     envelope_max_age: int = 30 * DAY_S  # seconds an unacknowledged envelope is kept
+    metadata_max_age: int = 90 * DAY_S  # seconds an envelope_log row is kept; 0: forever
     purge_interval: float = 3600.0  # seconds between purge runs
     max_body: int = 1024 * 1024  # bytes per request body
     login_failures_per_handle: int = 5

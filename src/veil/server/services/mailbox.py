@@ -41,13 +41,14 @@ def _targets_json(targets: set[Target]) -> list[dict[str, str]]:
 
 class MailboxService:
     def __init__(self, store: Store, clock: Clock, hub: Hub, franker: Franker, *,
-                 envelope_max_age_ms: int, metrics: Metrics | None = None) -> None:
+                 envelope_max_age_ms: int, metadata_max_age_ms: int = 0, metrics: Metrics | None = None) -> None:
         self._store = store
         self._metrics = metrics
         self._clock = clock
         self._hub = hub
         self._franker = franker
         self._max_age_ms = envelope_max_age_ms
+        self._log_max_age_ms = metadata_max_age_ms  # 0: the metadata log is kept forever
         # Set when stream sends and acks go through the group writer: reads wait for it first.
         self.barrier: Callable[[], Awaitable[None]] | None = None
 
@@ -126,4 +127,8 @@ class MailboxService:
         n = await self._store.purge(envelopes_before=now - self._max_age_ms, links_before=now)
         if n:
             log.info("purged %d envelopes older than %d s", n, self._max_age_ms // 1000)
+        if self._log_max_age_ms:
+            logged = await self._store.purge_envelope_log(now - self._log_max_age_ms)
+            if logged:
+                log.info("purged %d metadata log rows older than %d s", logged, self._log_max_age_ms // 1000)
         return n

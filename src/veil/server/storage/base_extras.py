@@ -92,5 +92,8 @@ class ExtrasStore(Protocol):
     async def envelope_log_of(self, handle: str) -> list[LogRow]:
         """Log rows where `handle` is the sender or the recipient, oldest first."""
 
+    async def purge_envelope_log(self, before: int) -> int:
+        """Delete the log rows with server_ts < before; how many."""
+
     async def count_envelopes(self) -> int:
         """Envelopes stored and not yet acknowledged, over every device (the /metrics queue depth)."""

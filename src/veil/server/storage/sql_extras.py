@@ -21,6 +21,8 @@ from veil.server.storage.sql_base import SqlBase
 
 __all__ = ["SqlExtras"]
 
+_LOG_PURGE_CHUNK = 10_000  # log rows per delete transaction
+
 
 class SqlExtras(SqlBase):
     # -- server secrets --------------------------------------------------------------------
@@ -128,6 +130,41 @@ class SqlExtras(SqlBase):
         return [LogRow(sender=r.sender, sender_device=r.sender_device, recipient_handle=r.recipient_handle,
                        recipient_device=r.recipient_device, server_ts=r.server_ts, size=r.size)
                 for r in rows]
+
+    async def purge_envelope_log(self, before: int) -> int:
+        # The log has no server_ts index (one more write per message on the hot path). Rows are
+        # appended in time order, so a binary search over ids by primary-key look-ups finds the
+        # end of the expired prefix; it is deleted in id ranges, a bounded transaction each. The
+        # server_ts condition keeps any row that committed out of order.
+        el = envelope_log.c
+        async with self._read() as conn:
+            lo, hi = (await conn.execute(select(func.min(el.id), func.max(el.id)))).one()
+            if lo is None:
+                return 0
+            end = lo  # every row with id < end is expired (as far as the order holds)
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                ts = (await conn.execute(select(el.server_ts).where(el.id >= mid).order_by(el.id).limit(1))
+                      ).scalar_one_or_none()
+                if ts is not None and ts < before:
+                    end, lo = mid + 1, mid + 1
+                else:
+                    hi = mid - 1
+        start = (await self._first_log_id()) or end
+        deleted = 0
+        while start < end:
+            stop = min(start + _LOG_PURGE_CHUNK, end)
+            async with self._write() as conn:
+                res = await conn.execute(delete(envelope_log).where(el.id >= start, el.id < stop,
+                                                                    el.server_ts < before))
+            deleted += int(res.rowcount)
+            start = stop
+        return deleted
+
+    async def _first_log_id(self) -> int | None:
+        async with self._read() as conn:
+            first: int | None = (await conn.execute(select(func.min(envelope_log.c.id)))).scalar_one()
+        return first
 
     async def count_envelopes(self) -> int:
         async with self._read() as conn:
