@@ -58,7 +58,7 @@ class FakeBlobs:
                 body += piece
             blob_id = f"b{len(self.blobs)}"
             self.blobs[blob_id] = bytes(body)
-            return httpx.Response(201, json={"blob_id": blob_id, "size": len(body), "sha256": ""})
+            return httpx.Response(201, json={"blob_id": blob_id, "size": len(body)})
         blob_id = request.url.path.rsplit("/", 1)[1]
         if blob_id not in self.blobs:
             return httpx.Response(404, json={"error": {"code": "unknown_blob", "message": "gone"}})

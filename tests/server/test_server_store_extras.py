@@ -29,7 +29,7 @@ async def test_blocks(store: SqlStore) -> None:
 
 
 async def test_blobs(store: SqlStore) -> None:
-    row = BlobRow(blob_id="b1", uploader="alice", uploader_device="ALICE00001", size=3, sha256="x",
+    row = BlobRow(blob_id="b1", uploader="alice", uploader_device="ALICE00001", size=3,
                   created_at=T0, expires_at=T0 + 10, downloads_wanted=2)
     await store.create_blob(row)
     await store.create_blob(replace(row, blob_id="b2", expires_at=T0 + 100))

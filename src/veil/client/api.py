@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 
 from veil.client.errors import ServerRejected, ServerUnavailable
@@ -17,7 +18,13 @@ __all__ = ["BLOCK", "PIECE", "ServerAPI", "consume", "produce", "split"]
 
 Json = dict[str, Any]
 BLOCK = 1024 * 1024  # bytes per worker-thread step (read, seal or open, hash, write)
-PIECE = 256 * 1024  # bytes per HTTP body piece handed to the event loop
+PIECE = 1024 * 1024  # bytes per HTTP body piece handed to the event loop (one h11 event each)
+
+# httpcore reads at most 64 KiB per call; a 256 MiB download was then 4,096 trips through h11,
+# httpcore and anyio on the event loop, the longest step of the download. The value is a bound on
+# each read, not a buffer, so raising it process-wide costs nothing for small responses
+# (bench/RESULTS.md, "What changed: attachments").
+httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = 1024 * 1024
 
 
 async def produce(step: Callable[[], list[bytes] | None]) -> AsyncGenerator[bytes, None]:

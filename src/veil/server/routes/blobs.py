@@ -37,7 +37,7 @@ def blobs_router(blobs: BlobService, auth: AuthDep) -> APIRouter:
                      me: DeviceRow = Depends(auth)) -> BlobOut:
         row = await blobs.upload(me, request.stream(), declared=_content_length(request),
                                  max_age_s=max_age, downloads=downloads)
-        return BlobOut(blob_id=row.blob_id, size=row.size, sha256=row.sha256)
+        return BlobOut(blob_id=row.blob_id, size=row.size)
 
     @r.get("/blobs/{blob_id}", response_class=StreamingResponse,
            responses={200: {"content": {"application/octet-stream": {}}}})

@@ -15,7 +15,6 @@ MAX_PAYLOAD_B64 = 96 * 1024  # a revealed SecretPayload (its body is at most 64 
 class BlobOut(BaseModel):
     blob_id: str
     size: int
-    sha256: str = Field(description="SHA-256 of the stored bytes, base64")
 
 
 class BlockedOut(BaseModel):

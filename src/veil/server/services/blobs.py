@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -19,7 +18,6 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from veil.protocol.encoding import b64encode
 from veil.server.clock import Clock
 from veil.server.errors import Forbidden, NotFound, TooLarge
 from veil.server.storage.base import DeviceRow, Store
@@ -37,10 +35,9 @@ READ_CHUNK = 1024 * 1024
 DRAIN_LIMIT = 16 * 1024 * 1024  # refused bytes read and dropped so the client sees the 413
 
 
-def _hash_and_write(sha: hashlib._Hash, f: BinaryIO, parts: list[bytes]) -> None:
-    """Hash `parts` and append them to the unbuffered file `f` (one writev, no joined copy)."""
-    for part in parts:
-        sha.update(part)  # hashlib and file writes release the GIL: the event loop keeps receiving
+def _write(f: BinaryIO, parts: list[bytes]) -> None:
+    """Append `parts` to the unbuffered file `f` (one writev, no joined copy; the GIL is released,
+    so the event loop keeps receiving)."""
     total = sum(map(len, parts))
     done = os.writev(f.fileno(), parts) if parts else 0
     if done < total:  # a short write (rare on a regular file): finish the rest plainly
@@ -71,7 +68,7 @@ class BlobService:
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         blob_id = secrets.token_urlsafe(16)
         tmp = self.directory / f".upload-{blob_id}"
-        sha, size, parts, gathered = hashlib.sha256(), 0, list[bytes](), 0
+        size, parts, gathered = 0, list[bytes](), 0
         f = await asyncio.to_thread(tmp.open, "wb", buffering=0)
         pending: asyncio.Future[None] | None = None
         try:
@@ -84,17 +81,17 @@ class BlobService:
                     parts.append(chunk)
                     gathered += len(chunk)
                     if gathered >= WRITE_BUFFER or len(parts) >= MAX_PARTS:
-                        # Hash and write this block in a worker thread while the next one arrives
+                        # Write this block in a worker thread while the next one arrives
                         # (the event loop only keeps a list: growing a big buffer here would cost
                         # a fresh mmap and its page faults per block).
                         if pending is not None:
                             await pending
-                        pending = asyncio.ensure_future(asyncio.to_thread(_hash_and_write, sha, f, parts))
+                        pending = asyncio.ensure_future(asyncio.to_thread(_write, f, parts))
                         parts, gathered = [], 0
                 if pending is not None:
                     await pending
                     pending = None
-                await asyncio.to_thread(_hash_and_write, sha, f, parts)
+                await asyncio.to_thread(_write, f, parts)
             finally:
                 if pending is not None:  # a thread cannot be cancelled: let it finish before closing
                     with contextlib.suppress(BaseException):
@@ -107,7 +104,7 @@ class BlobService:
             raise
         now = self._clock.now_ms()
         row = BlobRow(blob_id=blob_id, uploader=device.handle, uploader_device=device.device_id, size=size,
-                      sha256=b64encode(sha.digest()), created_at=now, expires_at=now + max_age_s * 1000,
+                      created_at=now, expires_at=now + max_age_s * 1000,
                       downloads_wanted=downloads)
         try:
             await self._store.create_blob(row)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from veil.protocol.attachments import encrypt_bytes
+from veil.protocol.encoding import b64encode
 from veil.protocol.errors import FrankingInvalid, MalformedData
 from veil.protocol.franking import check_commitment, verify_tag
 from veil.protocol.payload import SecretPayload, decode_payload
@@ -131,12 +132,13 @@ class ReportService:
         if blob.uploader != me.handle:
             raise _Failed("attachment", "the attachment plaintext blob was not uploaded by you")
         plaintext = await self._blobs.read_all(blob)
+        plaintext_sha256 = await asyncio.to_thread(lambda: b64encode(hashlib.sha256(plaintext).digest()))
         if not await asyncio.to_thread(_reencrypts_to, att.key, plaintext, att.digest):
             raise _Failed("attachment", "the attachment plaintext does not re-encrypt to the "
                                         "payload's digest")
         return {"mime": att.mime, "size": att.size, "name": att.name, "width": att.width,
                 "height": att.height, "duration_ms": att.duration_ms, "plaintext_blob_id": blob.blob_id,
-                "plaintext_sha256": blob.sha256}
+                "plaintext_sha256": plaintext_sha256}
 
     async def report_secret(self, me: DeviceRow, peer: str, reason: str,
                             messages: Sequence[RevealedMessage]) -> ReportRow:

@@ -16,7 +16,6 @@ class BlobRow:
     uploader: str  # handle
     uploader_device: str
     size: int
-    sha256: str  # unpadded base64 of the SHA-256 of the stored bytes
     created_at: int
     expires_at: int
     downloads_wanted: int  # 0 = no limit

@@ -183,7 +183,6 @@ blobs = Table(
     Column("uploader", String(32), nullable=False),
     Column("uploader_device", String(16), nullable=False),
     Column("size", BigInteger, nullable=False),
-    Column("sha256", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("downloads_wanted", Integer, nullable=False),

@@ -63,7 +63,7 @@ class SqlExtras(SqlBase):
             async with self._write() as conn:
                 await conn.execute(insert(blobs).values(
                     blob_id=blob.blob_id, uploader=blob.uploader, uploader_device=blob.uploader_device,
-                    size=blob.size, sha256=blob.sha256, created_at=blob.created_at,
+                    size=blob.size, created_at=blob.created_at,
                     expires_at=blob.expires_at, downloads_wanted=blob.downloads_wanted))
         except IntegrityError as exc:
             raise Duplicate("blob id taken") from exc
@@ -74,8 +74,7 @@ class SqlExtras(SqlBase):
         if r is None:
             return None
         return BlobRow(blob_id=r.blob_id, uploader=r.uploader, uploader_device=r.uploader_device, size=r.size,
-                       sha256=r.sha256, created_at=r.created_at, expires_at=r.expires_at,
-                       downloads_wanted=r.downloads_wanted)
+                       created_at=r.created_at, expires_at=r.expires_at, downloads_wanted=r.downloads_wanted)
 
     async def record_download(self, blob_id: str, device_id: str) -> int:
         bd = blob_downloads.c
