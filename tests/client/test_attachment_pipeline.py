@@ -5,8 +5,10 @@ or cut download raises and leaves no plaintext behind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from veil.client import api as api_mod
-from veil.client.api import ServerAPI, consume, split
+from veil.client.api import ServerAPI, consume, produce, split
 from veil.client.attachments import (
     AttachmentError,
     download_and_open,
@@ -257,20 +259,53 @@ def test_any_split_off_the_network_round_trips_or_fails_cleanly(tmp_path: Path, 
 
 
 @settings(max_examples=60, deadline=None)
-@given(pieces=st.lists(st.binary(max_size=300), max_size=30), block=st.integers(1, 1000))
-def test_consume_hands_every_byte_over_once_in_order(pieces: list[bytes], block: int) -> None:
+@given(pieces=st.lists(st.binary(max_size=300), max_size=30), block=st.integers(1, 1000), ahead=st.integers(1, 3))
+def test_consume_hands_every_byte_over_once_in_order(pieces: list[bytes], block: int, ahead: int) -> None:
     seen: list[bytes] = []
 
     async def source() -> AsyncIterator[bytes]:
         for p in pieces:
             yield p
+            await asyncio.sleep(0)  # let queued blocks run while more arrive
 
     async def go() -> None:
-        await consume(source(), lambda view: seen.append(bytes(view)), block=block)
+        await consume(source(), lambda view: seen.append(bytes(view)), block=block, ahead=ahead)
 
     asyncio.run(go())
     assert b"".join(seen) == b"".join(pieces)
     assert all(seen) and all(len(s) >= block for s in seen[:-1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.lists(st.binary(min_size=1, max_size=50), max_size=4), max_size=12),
+       ahead=st.integers(1, 3), stop_after=st.integers(0, 20))
+def test_produce_runs_steps_in_order_ahead_of_the_reader(steps: list[list[bytes]], ahead: int,
+                                                        stop_after: int) -> None:
+    """Steps run one after the other on one thread (up to `ahead` before their pieces are taken);
+    every piece comes out once, in order; after the end (None) no step runs again with effect;
+    a reader that stops early leaves no step running."""
+    calls: list[int] = []
+    queue = list(steps)
+
+    def step() -> list[bytes] | None:
+        calls.append(threading.get_ident())
+        return queue.pop(0) if queue else None
+
+    async def go() -> list[bytes]:
+        got: list[bytes] = []
+        async with contextlib.aclosing(produce(step, ahead=ahead)) as body:
+            async for piece in body:
+                got.append(piece)
+                if len(got) > stop_after:
+                    break
+        return got
+
+    got = asyncio.run(go())
+    everything = [piece for pieces in steps for piece in pieces]
+    assert got == everything[:len(got)]
+    if len(got) <= stop_after:
+        assert got == everything
+    assert len(set(calls)) == 1  # one thread: the steps keep their order and may share buffers
 
 
 @given(data=st.binary(max_size=5000), size=st.integers(1, 700))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,25 +29,31 @@ PIECE = 1024 * 1024  # bytes per HTTP body piece handed to the event loop (one h
 httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = 1024 * 1024
 
 
-async def produce(step: Callable[[], list[bytes] | None]) -> AsyncGenerator[bytes, None]:
+async def produce(step: Callable[[], list[bytes] | None], *, ahead: int = 2) -> AsyncGenerator[bytes, None]:
     """Yield the pieces `step` returns (run in a worker thread) until it returns None.
 
-    The next step starts before the current pieces are handed on, so reading and sealing a file
-    overlap with sending it: at most two steps' worth of pieces are alive at a time. Big buffers
-    are made in the worker thread (where malloc reuses its arena); pieces of at most `PIECE`
-    bytes keep the event loop's own socket buffers small.
+    Up to `ahead` steps run before their pieces are handed on, one after the other on one
+    thread of their own (so they keep their order and may share buffers), while the event loop
+    sends: reading and sealing a file overlap with sending it, and a step that is slow for a
+    moment does not stall the upload. At most `ahead` + 1 steps' pieces are alive at a time.
     """
-    pending = asyncio.ensure_future(asyncio.to_thread(step))
+    loop = asyncio.get_running_loop()
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veil-produce")
+    pending: deque[asyncio.Future[list[bytes] | None]] = deque(
+        loop.run_in_executor(worker, step) for _ in range(ahead))
     try:
-        while (pieces := await pending) is not None:
-            pending = asyncio.ensure_future(asyncio.to_thread(step))
+        while (pieces := await pending.popleft()) is not None:
+            pending.append(loop.run_in_executor(worker, step))
             for piece in pieces:
                 yield piece
     finally:
-        # Abandoned half way (close it with contextlib.aclosing): a worker thread cannot be
-        # cancelled, so wait for the step in flight before the caller closes its files.
+        # Abandoned half way (close it with contextlib.aclosing), or done (the steps queued after
+        # the end return None at once): a worker thread cannot be cancelled, so wait for the steps
+        # still queued before the caller closes its files.
         with contextlib.suppress(BaseException):
-            await asyncio.wait([pending])
+            if pending:
+                await asyncio.wait(pending)
+        worker.shutdown(wait=False)
 
 
 def split(data: bytes | bytearray | memoryview, size: int = 0) -> list[bytes]:
@@ -56,16 +64,20 @@ def split(data: bytes | bytearray | memoryview, size: int = 0) -> list[bytes]:
 
 
 async def consume(pieces: AsyncIterable[bytes], step: Callable[[memoryview], object], *,
-                  block: int = BLOCK) -> None:
+                  block: int = BLOCK, ahead: int = 2) -> None:
     """Gather `pieces` into blocks of about `block` bytes and run `step` on each in a worker thread.
 
-    The next block is received while the previous one is processed (hashed, decrypted, written),
-    so at most two blocks are alive at a time. `step` sees every byte, in order, once, as a view
-    that is only valid during the call. The pieces are joined in the worker thread into one of
-    two reused buffers: a fresh large buffer per block costs an mmap and its page faults.
+    Blocks are received while up to `ahead` earlier ones are processed (hashed, decrypted,
+    written) one after the other on a thread of their own, in order. `step` sees every byte, in
+    order, once, as a view that is only valid during the call. The pieces are joined in the
+    worker thread into reused buffers: a fresh large buffer per block costs an mmap and its page
+    faults.
     """
-    pending: asyncio.Future[object] | None = None
-    buffers = [bytearray(), bytearray()]
+    loop = asyncio.get_running_loop()
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veil-consume")
+    pending: deque[asyncio.Future[object]] = deque()
+    buffers = [bytearray() for _ in range(ahead + 1)]  # a buffer comes round only once its step is done
+    turn = 0
     parts: list[bytes] = []
     size = 0
     try:
@@ -75,20 +87,20 @@ async def consume(pieces: AsyncIterable[bytes], step: Callable[[memoryview], obj
             parts.append(piece)
             size += len(piece)
             if size >= block:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(asyncio.to_thread(_join_then, step, parts, buffers[0]))
-                buffers.reverse()
+                while len(pending) >= ahead:
+                    await pending.popleft()
+                pending.append(loop.run_in_executor(worker, _join_then, step, parts, buffers[turn]))
+                turn = (turn + 1) % len(buffers)
                 parts, size = [], 0
-        if pending is not None:
-            await pending
-            pending = None
+        while pending:
+            await pending.popleft()
         if parts:
-            await asyncio.to_thread(_join_then, step, parts, buffers[0])
+            await loop.run_in_executor(worker, _join_then, step, parts, buffers[turn])
     finally:
-        if pending is not None and not pending.done():
+        if pending:  # a thread cannot be cancelled: let the steps finish before the caller cleans up
             with contextlib.suppress(BaseException):
-                await asyncio.wait([pending])
+                await asyncio.wait(pending)
+        worker.shutdown(wait=False)
 
 
 def _join_then(step: Callable[[memoryview], object], parts: list[bytes], buf: bytearray) -> object:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["delete_local", "download_and_open", "download_and_seal", "download_checked", "fetch_regular",
            "fetch_secret", "open_file", "prepare", "save", "seal_and_upload", "seal_file"]
 
-_BLOCK = BLOCK  # 4 MiB: 64 chunks of the format per read, seal and write
+_BLOCK = BLOCK  # 1 MiB: 16 chunks of the format per read, seal and write
 
 
 class AttachmentError(ClientError):
