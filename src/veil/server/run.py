@@ -27,6 +27,7 @@ from veil.server.app import build_app
 from veil.server.config import ServerConfig, redact_db_url
 from veil.server.logs import setup_logging
 from veil.server.storage.sql import SqlStore
+from veil.server.wsproto import LeanWebSocketProtocol
 
 __all__ = ["ENV_CONFIG", "app_from_env", "config_from_env", "config_to_env", "serve"]
 
@@ -75,7 +76,8 @@ def _uvicorn_options(config: ServerConfig) -> dict[str, Any]:
         "port": config.port,
         "loop": "uvloop" if _have("uvloop") else "asyncio",
         "http": "httptools" if _have("httptools") else "h11",
-        "ws": "websockets-sansio" if _have("websockets") else "auto",
+        # uvicorn's websockets-sansio protocol, minus the handshake objects it keeps (wsproto.py).
+        "ws": LeanWebSocketProtocol,
         "access_log": False,
         "log_config": None,  # keep the handlers setup_logging installed
         "proxy_headers": False,  # client address for rate limits is the socket peer

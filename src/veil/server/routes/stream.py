@@ -322,6 +322,8 @@ class StreamEndpoint:
             await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": "try again later"})
             return
         await send({"type": "websocket.accept"})
+        # The scope lives as long as the connection; its headers are not needed any more.
+        scope["headers"] = []
         hub = self.hub
         slot = hub.register(device.device_id)
         if self.on_open is not None:
