@@ -110,7 +110,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, store: Store 
     if isinstance(store, SqlStore):
         group = GroupWriter(group_backend(store.engine), after_commit(hub, metrics))
         sends = StreamSender(store, clock, directory, franker, group)
-        mailbox.barrier = group.barrier
+        mailbox.use_group(group)
     reports = ReportService(store, clock, franker, blobs)
 
     @contextlib.asynccontextmanager

@@ -153,8 +153,7 @@ class _Connection:
         seen: set[int] = set()
         after = 0
         while len(self.sent) < MAX_UNACKED:
-            rows = await (self.group.fetch if self.group is not None else self.mailbox.fetch_after)(
-                self.device.device_id, after, PAGE)
+            rows = await self.mailbox.fetch_after(self.device.device_id, after, PAGE)
             if not rows:
                 break
             after = rows[-1].id

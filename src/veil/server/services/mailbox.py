@@ -18,6 +18,7 @@ from veil.server.errors import BadRequest, Conflict, NotFound
 from veil.server.hub import Hub
 from veil.server.metrics import Metrics
 from veil.server.services.franking import Franker
+from veil.server.services.writer import GroupWriter
 from veil.server.storage.base import BatchResult, DeviceRow, EnvelopeRow, NewEnvelope, Store
 
 __all__ = ["MailboxService", "OutgoingEnvelope"]
@@ -49,8 +50,15 @@ class MailboxService:
         self._franker = franker
         self._max_age_ms = envelope_max_age_ms
         self._log_max_age_ms = metadata_max_age_ms  # 0: the metadata log is kept forever
-        # Set when stream sends and acks go through the group writer: reads wait for it first.
+        # Set by `use_group` when stream sends and acks go through the group writer.
         self.barrier: Callable[[], Awaitable[None]] | None = None
+        self._read_after: Callable[[str, int, int], Awaitable[list[EnvelopeRow]]] | None = None
+
+    def use_group(self, group: GroupWriter) -> None:
+        """Stream sends and acks go through `group`: REST reads wait for it first, and streams
+        read their mailbox on its raw connections (one prepared SELECT)."""
+        self.barrier = group.barrier
+        self._read_after = group.fetch
 
     async def send(self, sender: DeviceRow, client_message_id: str, recipient: str,
                    envelopes: Sequence[OutgoingEnvelope], skipped: Sequence[Target],
@@ -104,6 +112,8 @@ class MailboxService:
         return rows[:limit], len(rows) > limit
 
     async def fetch_after(self, device_id: str, after_id: int, limit: int) -> list[EnvelopeRow]:
+        if self._read_after is not None:
+            return await self._read_after(device_id, after_id, limit)
         return await self._store.fetch_envelopes(device_id, after_id=after_id, limit=limit)
 
     async def ack(self, device: DeviceRow, ids: Sequence[int]) -> int:

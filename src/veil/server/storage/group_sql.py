@@ -93,13 +93,20 @@ _ENV_COLS = ("device_id, kind, sender, sender_device, server_ts, olm_type, body,
 _LOG_COLS = "sender, sender_device, recipient_handle, recipient_device, server_ts, size"
 
 
-def _split_ids(batches: Sequence[BatchIn], created: set[tuple[str, str]], ids: list[int]) -> list[list[int]]:
-    out: list[list[int]] = []
+def _answers(batches: Sequence[BatchIn], created: set[tuple[str, str]], ids: list[int],
+             earlier: dict[tuple[str, str], Sequence[Any]]) -> list[BatchOut]:
+    """One answer per batch: a new one gets its share of `ids` (in order); a retry gets what the
+    first call was answered, (server_ts, count) from `earlier`."""
+    out: list[BatchOut] = []
     i = 0
     for b in batches:
-        n = len(b.rows) if (b.sender_device, b.client_message_id) in created else 0
-        out.append(ids[i:i + n])
-        i += n
+        key = (b.sender_device, b.client_message_id)
+        if key in created:
+            out.append(BatchOut(True, b.server_ts, b.count, ids[i:i + len(b.rows)]))
+            i += len(b.rows)
+        else:
+            ts, n = earlier[key]
+            out.append(BatchOut(False, int(ts), int(n), []))
     return out
 
 
@@ -159,15 +166,7 @@ class SqliteGroup:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        out = []
-        for b, got in zip(batches, _split_ids(batches, created, ids), strict=True):
-            key = (b.sender_device, b.client_message_id)
-            if key in created:
-                out.append(BatchOut(True, b.server_ts, b.count, got))
-            else:
-                ts, n = earlier[key]
-                out.append(BatchOut(False, int(ts), int(n), []))
-        return out, deleted
+        return _answers(batches, created, ids, earlier), deleted
 
     @staticmethod
     def _claim_keys(conn: sqlite3.Connection, batches: Sequence[BatchIn]) -> set[tuple[str, str]]:
@@ -282,14 +281,7 @@ class PgGroup:
                     key = (b.sender_device, b.client_message_id)
                     if key not in created:
                         earlier[key] = await raw.fetchrow(_PG_EARLIER, *key)
-        out = []
-        for b, got_ids in zip(batches, _split_ids(batches, created, ids), strict=True):
-            key = (b.sender_device, b.client_message_id)
-            if key in created:
-                out.append(BatchOut(True, b.server_ts, b.count, got_ids))
-            else:
-                out.append(BatchOut(False, int(earlier[key][0]), int(earlier[key][1]), []))
-        return out, deleted
+        return _answers(batches, created, ids, earlier), deleted
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -140,7 +140,7 @@ class SqlExtras(SqlBase):
             lo, hi = (await conn.execute(select(func.min(el.id), func.max(el.id)))).one()
             if lo is None:
                 return 0
-            end = lo  # every row with id < end is expired (as far as the order holds)
+            start = end = lo  # every row with id < end is expired (as far as the order holds)
             while lo <= hi:
                 mid = (lo + hi) // 2
                 ts = (await conn.execute(select(el.server_ts).where(el.id >= mid).order_by(el.id).limit(1))
@@ -149,7 +149,6 @@ class SqlExtras(SqlBase):
                     end, lo = mid + 1, mid + 1
                 else:
                     hi = mid - 1
-        start = (await self._first_log_id()) or end
         deleted = 0
         while start < end:
             stop = min(start + _LOG_PURGE_CHUNK, end)
@@ -159,11 +158,6 @@ class SqlExtras(SqlBase):
             deleted += int(res.rowcount)
             start = stop
         return deleted
-
-    async def _first_log_id(self) -> int | None:
-        async with self._read() as conn:
-            first: int | None = (await conn.execute(select(func.min(envelope_log.c.id)))).scalar_one()
-        return first
 
     async def count_envelopes(self) -> int:
         async with self._read() as conn:
